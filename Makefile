@@ -1,0 +1,14 @@
+# The two commands of the README: `make demo` and `make test`. Both set up whatever is missing first.
+.PHONY: demo test setup lint bench reproduce
+
+setup:
+	@./tools/bootstrap.sh
+
+demo: setup
+	@./tools/in_env.sh ./tools/demo.sh
+
+test: setup
+	@./tools/in_env.sh ./tools/test.sh
+
+lint: setup
+	@./tools/in_env.sh ./tools/test.sh --lint-only

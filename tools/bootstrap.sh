@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Sets up everything plas_ros needs, idempotently: ROS 1 (Noetic if present, else Debian's packages),
+# a venv on ROS's interpreter, pinned Python requirements and the catkin build in .catkin_ws/.
+# A second run only checks and returns in a few seconds.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+WS="$ROOT/.catkin_ws"
+STAMPS="$WS/stamps"
+say() { printf '[bootstrap] %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+DEBIAN_ROS_PACKAGES="python3-rospy python3-roslaunch python3-rosbag python3-rostest python3-rosunit
+ python3-rostopic python3-rosnode python3-rosmsg python3-rosservice rosbash python3-std-msgs
+ python3-geometry-msgs python3-sensor-msgs python3-std-srvs python3-genpy ros-std-msgs ros-geometry-msgs
+ ros-sensor-msgs ros-std-srvs python3-venv catkin ros-message-generation ros-message-runtime
+ libstd-msgs-dev libgeometry-msgs-dev libsensor-msgs-dev libstd-srvs-dev"
+
+install_ros() {
+  if [ -f /opt/ros/noetic/setup.bash ]; then
+    say "using ROS Noetic from /opt/ros/noetic"
+    return
+  fi
+  local missing=()
+  for p in $DEBIAN_ROS_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing Debian's ROS 1 packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+source_ros() {
+  # ROS setup scripts read unset variables.
+  set +u
+  if [ -f /opt/ros/noetic/setup.bash ]; then source /opt/ros/noetic/setup.bash; fi
+  set -u
+}
+
+install_venv() {
+  local py=/usr/bin/python3
+  if [ ! -x "$VENV/bin/python3" ]; then
+    say "creating venv on $py (with system site packages, for rospy)"
+    "$py" -m venv --system-site-packages "$VENV"
+  fi
+  local want
+  want=$(cat requirements.txt | sha1sum | cut -c1-16)
+  mkdir -p "$STAMPS"
+  if [ "$(cat "$STAMPS/requirements" 2>/dev/null)" != "$want" ]; then
+    say "installing Python requirements"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt >"$STAMPS/pip.log" 2>&1 \
+      || { tail -n 40 "$STAMPS/pip.log"; exit 1; }
+    echo "$want" > "$STAMPS/requirements"
+  fi
+}
+
+build_catkin() {
+  mkdir -p "$WS/src"
+  [ -L "$WS/src/plas_ros" ] || ln -s ../.. "$WS/src/plas_ros"
+  local want
+  want=$(cat package.xml CMakeLists.txt setup.py msg/*.msg srv/*.srv | sha1sum | cut -c1-16)
+  want="$want-$(ls scripts | sha1sum | cut -c1-8)"
+  if [ "$(cat "$STAMPS/catkin" 2>/dev/null)" != "$want" ] || [ ! -f "$WS/devel/setup.bash" ]; then
+    say "building the catkin workspace"
+    (cd "$WS" && set +u && catkin_make -DPYTHON_EXECUTABLE="$VENV/bin/python3" >"$WS/catkin_make.log" 2>&1) \
+      || { tail -n 40 "$WS/catkin_make.log"; exit 1; }
+    echo "$want" > "$STAMPS/catkin"
+  fi
+}
+
+install_ros
+source_ros
+install_venv
+build_catkin
+say "ready: source $ROOT/env.sh"
