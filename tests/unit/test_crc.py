@@ -1,0 +1,24 @@
+"""The shared CRC against the vendor's sample frames (REFERENCE.md section 4)."""
+import struct
+
+from plas_ros.hardware.crc import crc16
+
+HOMING = bytes.fromhex('aaaaaa 20 0100 00 8f83'.replace(' ', ''))
+LOOP_EMPTY = bytes.fromhex('aaaaaa 06 0000 9726'.replace(' ', ''))
+
+
+def test_crc_of_sample_frames_matches_their_trailer():
+    for frame in (HOMING, LOOP_EMPTY):
+        body, trailer = frame[:-2], struct.unpack('<H', frame[-2:])[0]
+        assert crc16(body) == trailer
+
+
+def test_crc_over_whole_frame_is_zero():
+    assert crc16(HOMING) == 0
+    assert crc16(LOOP_EMPTY) == 0
+
+
+def test_crc_detects_a_flipped_bit():
+    corrupted = bytearray(HOMING)
+    corrupted[4] ^= 0x01
+    assert crc16(bytes(corrupted)) != 0
