@@ -62,7 +62,7 @@ build_catkin() {
   [ -L "$WS/src/plas_ros" ] || ln -s ../.. "$WS/src/plas_ros"
   local want
   want=$(cat package.xml CMakeLists.txt setup.py msg/*.msg srv/*.srv | sha1sum | cut -c1-16)
-  want="$want-$(ls scripts 2>/dev/null | sha1sum | cut -c1-8)"
+  want="$want-$({ ls scripts 2>/dev/null || true; } | sha1sum | cut -c1-8)"
   if [ "$(cat "$STAMPS/catkin" 2>/dev/null)" != "$want" ] || [ ! -f "$WS/devel/setup.bash" ]; then
     say "building the catkin workspace"
     (cd "$WS" && set +u && catkin_make -DPYTHON_EXECUTABLE="$VENV/bin/python3" >"$WS/catkin_make.log" 2>&1) \
