@@ -106,8 +106,15 @@ def decide_width(width_mm, tactile_raw, force_n, config):
 
 
 def _change(width_mm, delta_mm, config):
-    """Move the width by delta within [min, max]; the adjustment reports what actually changed."""
-    new_width = float(np.clip(width_mm + delta_mm, config.width_min_mm, config.width_max_mm))
+    """Widen up to the maximum or narrow down to the minimum; the adjustment reports what actually changed.
+
+    Only the bound in the direction of motion applies: after a calibration at 4.0 mm (above the 3.5 mm
+    maximum) narrowing gives 3.65 mm, not a jump to the maximum.
+    """
+    if delta_mm > 0:
+        new_width = max(float(width_mm), min(width_mm + delta_mm, config.width_max_mm))
+    else:
+        new_width = min(float(width_mm), max(width_mm + delta_mm, config.width_min_mm))
     if abs(new_width - width_mm) <= _WIDTH_TOLERANCE_MM:
         return GripperDecision(float(width_mm), UNCHANGED, False)
     return GripperDecision(new_width, WIDENED if new_width > width_mm else NARROWED, False)

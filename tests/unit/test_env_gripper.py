@@ -182,3 +182,9 @@ def test_calibration_gives_up_with_a_clear_error():
         calibrate_grasp(finger, C)
     assert finger.width == C.start_width_mm  # left open for the operator
     assert len(finger.widths) == 3 * len(calibration_widths(C)) + 3
+
+
+def test_narrowing_above_the_maximum_keeps_going_down_in_steps():
+    # calibration may end at 4.0 mm, above the controller's 3.5 mm maximum
+    assert decide_width(4.0, tactile(0, 0), NO_FORCE, G) == (pytest.approx(3.65), NARROWED, False)
+    assert decide_width(4.0, tactile(40, 2000), [7.0, 0, 0], G) == (4.0, UNCHANGED, False)

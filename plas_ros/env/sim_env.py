@@ -1,0 +1,115 @@
+"""The cloth-sliding task as a gymnasium Env over the in-process cloth simulator (no ROS in the loop).
+
+The step and reset logic is plas_ros.env.task.ClothSlideTask, the same object the ROS env node runs, here
+driving the simulator directly instead of the driver nodes:
+
+    env = make_env(seed=0)
+    obs, info = env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+
+`info` holds the raw data behind the observation (tactile_raw (14, 6) uint16, force_raw (3,) N, tip_pose
+(4,)), the gripper width (mm) and adjustment (-1/0/+1) and, for diagnostics only, the simulator's ground
+truth `edge_held`.
+"""
+import os
+
+import gymnasium as gym
+import numpy as np
+import yaml
+
+from plas_ros.env import layout
+from plas_ros.env.config import load_env_config
+from plas_ros.env.task import ClothSlideTask, Robot, SensorReading
+from plas_ros.hardware.arm import SafetyBox
+
+ROBOT_YAML = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                          'config', 'robot.yaml')
+ENV_ID = 'PlasClothSlide-v0'
+
+
+def load_arm_limits(path=ROBOT_YAML):
+    """(SafetyBox, wrench median window, tip x) from config/robot.yaml, as the arm driver uses them."""
+    with open(path) as f:
+        arm = yaml.safe_load(f)['arm']
+    return SafetyBox(arm['safety_box_low'], arm['safety_box_high']), int(arm['wrench_median_window'])
+
+
+class SimRobot(Robot):
+    """The task's Robot over a ClothSim: the safety box and the wrench median as the real drivers apply them."""
+
+    def __init__(self, sim, safety_box, wrench_window):
+        self.sim = sim
+        self.safety_box = safety_box
+        self.wrench_window = wrench_window
+
+    def move_tip(self, dy, dz):
+        pose = np.asarray(self.sim.tip_pose(), dtype=np.float64)
+        target, _ = self.safety_box.clip(pose[:3] + np.array([0.0, dy, dz]))
+        self.sim.move_tip(target[1] - pose[1], target[2] - pose[2])
+
+    def set_width(self, width_mm):
+        self.sim.set_width(width_mm)
+
+    def read(self):
+        # The arm driver publishes the median of the last readings; at rest these are consecutive samples.
+        wrenches = np.stack([np.asarray(self.sim.wrench(), dtype=np.float64) for _ in range(self.wrench_window)])
+        force = np.median(wrenches, axis=0)[:3]
+        return SensorReading(force, self.sim.tactile_raw(), self.sim.tip_pose())
+
+    def move_to_start(self):
+        """ClothSim.reset already put the tip at the fixture with the fingers open."""
+
+
+def _observation_space():
+    low = np.full(layout.OBS_DIM, -np.inf, dtype=np.float32)
+    high = np.full(layout.OBS_DIM, np.inf, dtype=np.float32)
+    low[layout.FORCE] = 0.0
+    low[layout.TACTILE] = 0.0
+    high[layout.TACTILE] = np.iinfo(np.uint16).max / layout.TACTILE_FULL_SCALE
+    return gym.spaces.Box(low, high, dtype=np.float32)
+
+
+class ClothSlideEnv(gym.Env):
+    """Gymnasium Env of the cloth-sliding task over plas_ros.sim.cloth.ClothSim."""
+
+    metadata = {'render_modes': []}
+
+    def __init__(self, env_config=None, sim_config=None, seed=None, env_config_path=None):
+        from plas_ros.sim.cloth import ClothSim  # the simulator is heavy and optional for the rest of the env
+
+        self.config = env_config or load_env_config(env_config_path)
+        self.sim = ClothSim(config=sim_config, seed=seed)
+        safety_box, window = load_arm_limits()
+        self.task = ClothSlideTask(self.config, SimRobot(self.sim, safety_box, window))
+        self.observation_space = _observation_space()
+        self.action_space = gym.spaces.Box(layout.ACTION_LOW, layout.ACTION_HIGH, (layout.ACT_DIM,), np.float32)
+        self.max_episode_steps = self.config.max_steps
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        sim_seed = seed if seed is not None else int(self.np_random.integers(0, 2 ** 31 - 1))
+        self.sim.reset(seed=sim_seed)
+        observation, reading = self.task.reset()
+        info = self._info(reading, self.task.controller.width_mm, 0)
+        info['calibration'] = self.task.calibration._asdict()
+        return observation, info
+
+    def step(self, action):
+        result = self.task.step(action)
+        info = self._info(result.reading, result.gripper.width_mm, result.gripper.adjustment)
+        info['step'] = result.step
+        return result.observation, result.reward, result.terminal, result.timeout, info
+
+    def _info(self, reading, width_mm, adjustment):
+        return {'tactile_raw': reading.tactile_raw.copy(), 'force_raw': reading.force_n.astype(np.float32),
+                'tip_pose': reading.tip_pose.astype(np.float32), 'gripper_width': float(width_mm),
+                'gripper_adjustment': int(adjustment), 'edge_held': bool(getattr(self.sim, 'edge_held', True))}
+
+
+def make_env(**kwargs):
+    """A ClothSlideEnv; kwargs as ClothSlideEnv (env_config, sim_config, seed, env_config_path)."""
+    return ClothSlideEnv(**kwargs)
+
+
+if ENV_ID not in gym.registry:
+    gym.register(ENV_ID, entry_point='plas_ros.env.sim_env:ClothSlideEnv')
