@@ -20,32 +20,27 @@ import yaml
 from plas_ros.env import layout
 from plas_ros.env.config import load_env_config
 from plas_ros.env.task import ClothSlideTask, Robot, SensorReading
-from plas_ros.hardware.arm import SafetyBox
 
 ROBOT_YAML = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                           'config', 'robot.yaml')
 ENV_ID = 'PlasClothSlide-v0'
 
 
-def load_arm_limits(path=ROBOT_YAML):
-    """(SafetyBox, wrench median window, tip x) from config/robot.yaml, as the arm driver uses them."""
+def load_wrench_window(path=ROBOT_YAML):
+    """The arm driver's wrench median window, from config/robot.yaml."""
     with open(path) as f:
-        arm = yaml.safe_load(f)['arm']
-    return SafetyBox(arm['safety_box_low'], arm['safety_box_high']), int(arm['wrench_median_window'])
+        return int(yaml.safe_load(f)['arm']['wrench_median_window'])
 
 
 class SimRobot(Robot):
-    """The task's Robot over a ClothSim: the safety box and the wrench median as the real drivers apply them."""
+    """The task's Robot over a ClothSim (which clips to its safety box), wrench median as the arm driver's."""
 
-    def __init__(self, sim, safety_box, wrench_window):
+    def __init__(self, sim, wrench_window):
         self.sim = sim
-        self.safety_box = safety_box
         self.wrench_window = wrench_window
 
     def move_tip(self, dy, dz):
-        pose = np.asarray(self.sim.tip_pose(), dtype=np.float64)
-        target, _ = self.safety_box.clip(pose[:3] + np.array([0.0, dy, dz]))
-        self.sim.move_tip(target[1] - pose[1], target[2] - pose[2])
+        self.sim.move_tip(dy, dz)
 
     def set_width(self, width_mm):
         self.sim.set_width(width_mm)
@@ -79,8 +74,7 @@ class ClothSlideEnv(gym.Env):
 
         self.config = env_config or load_env_config(env_config_path)
         self.sim = ClothSim(config=sim_config, seed=seed)
-        safety_box, window = load_arm_limits()
-        self.task = ClothSlideTask(self.config, SimRobot(self.sim, safety_box, window))
+        self.task = ClothSlideTask(self.config, SimRobot(self.sim, load_wrench_window()))
         self.observation_space = _observation_space()
         self.action_space = gym.spaces.Box(layout.ACTION_LOW, layout.ACTION_HIGH, (layout.ACT_DIM,), np.float32)
         self.max_episode_steps = self.config.max_steps

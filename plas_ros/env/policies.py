@@ -1,0 +1,214 @@
+"""Behaviour policies for data collection: uniform random, the scripted tactile-feedback expert, a trained
+checkpoint with Gaussian exploration noise, and a per-episode schedule mixing them.
+
+Every policy maps one 89-d observation to one 2-d action in [-1, 1] (`act(obs)`) and is told when an episode
+starts (`start_episode(episode)`), so a stateful or per-episode policy can prepare. Parameters come from
+`config/collect.yaml` (load_collect_config). Seeded: the same seed gives the same actions for the same
+observations.
+"""
+import os
+from dataclasses import dataclass
+from typing import Tuple
+
+import numpy as np
+import yaml
+
+from plas_ros.env import layout
+
+DEFAULT_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                            'config', 'collect.yaml')
+POLICY_NAMES = ('random', 'expert', 'checkpoint', 'schedule')
+
+
+@dataclass(frozen=True)
+class ExpertConfig:
+    contact_taxel_threshold: float   # a taxel above this reads cloth
+    target_edge_row: float           # where the edge should sit, in rows from the top (7 = finger centre)
+    taxel_m: float                   # row pitch of the finger
+    vertical_gain: float             # fraction of the edge offset corrected per step
+    speed_max: float                 # a0 when the edge sits at the target
+    speed_min: float                 # a0 when the edge is `slow_rows` or more off target, or out of sight
+    slow_rows: float
+
+
+@dataclass(frozen=True)
+class ScheduleEntry:
+    policy: str                      # random | expert | checkpoint
+    weight: float                    # relative share of episodes
+    noise: float                     # Gaussian action noise sigma (before clipping)
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    expert: ExpertConfig
+    schedule: Tuple[ScheduleEntry, ...]
+    noise: float                     # default exploration noise of `checkpoint` (and `expert` when asked)
+
+
+def load_collect_config(path=None):
+    path = path or DEFAULT_PATH
+    with open(path) as f:
+        raw = yaml.safe_load(f) or {}
+    try:
+        expert = ExpertConfig(**raw['expert'])
+        schedule = tuple(ScheduleEntry(policy=str(e['policy']), weight=float(e['weight']),
+                                       noise=float(e.get('noise', 0.0))) for e in raw['schedule'])
+        config = CollectConfig(expert=expert, schedule=schedule, noise=float(raw['noise']))
+    except (KeyError, TypeError) as e:
+        raise ValueError('%s: bad or missing collect configuration entry: %s' % (path, e)) from None
+    for entry in schedule:
+        if entry.policy not in ('random', 'expert', 'checkpoint') or entry.weight < 0 or entry.noise < 0:
+            raise ValueError('%s: bad schedule entry %s (policy random|expert|checkpoint, weight and noise >= 0)'
+                             % (path, entry))
+    if sum(e.weight for e in schedule) <= 0:
+        raise ValueError('%s: schedule weights must not all be zero' % path)
+    return config
+
+
+def _clip(action):
+    return np.clip(np.asarray(action, dtype=np.float64), layout.ACTION_LOW, layout.ACTION_HIGH).astype(np.float32)
+
+
+class Policy:
+    name = 'policy'
+
+    def start_episode(self, episode):
+        """Called before the first action of every episode."""
+
+    def act(self, obs):
+        raise NotImplementedError
+
+
+class RandomPolicy(Policy):
+    """Uniform in [-1, 1]^2."""
+    name = 'random'
+
+    def __init__(self, seed=None):
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, obs):
+        return self.rng.uniform(layout.ACTION_LOW, layout.ACTION_HIGH, layout.ACT_DIM).astype(np.float32)
+
+
+class NoisyPolicy(Policy):
+    """Gaussian exploration noise (sigma in action units) around another policy, clipped to [-1, 1]."""
+
+    def __init__(self, base, noise, seed=None):
+        self.base = base
+        self.noise = float(noise)
+        self.rng = np.random.default_rng(seed)
+        self.name = base.name if self.noise == 0 else '%s+noise%g' % (base.name, self.noise)
+
+    def start_episode(self, episode):
+        self.base.start_episode(episode)
+
+    def act(self, obs):
+        action = np.asarray(self.base.act(obs), dtype=np.float64)
+        return _clip(action + self.rng.normal(0.0, self.noise, action.shape))
+
+
+def edge_row(tactile_raw, threshold):
+    """Edge height as rows from the top of the finger (0..14); cloth lies below the edge, so the rows below
+    it are covered. None when no taxel reads cloth."""
+    covered = np.asarray(tactile_raw, dtype=np.float64).reshape(layout.TACTILE_ROWS, layout.TACTILE_COLS) > threshold
+    if not covered.any():
+        return None
+    return layout.TACTILE_ROWS - covered.mean(axis=1).sum()
+
+
+class ExpertPolicy(Policy):
+    """Scripted tactile feedback: move the tip vertically to keep the edge at the target row, and slide as fast
+    as the edge allows (full speed when centred, slower the further it drifts)."""
+    name = 'expert'
+
+    def __init__(self, config):
+        self.config = config
+
+    def act(self, obs):
+        c = self.config
+        _, tactile, _, _ = layout.split_observation(obs)
+        row = edge_row(tactile, c.contact_taxel_threshold)
+        if row is None:
+            return _clip([self._speed_to_action(c.speed_min), 0.0])
+        offset_rows = c.target_edge_row - row                  # > 0: the edge sits above the target
+        dz = c.vertical_gain * offset_rows * c.taxel_m         # move up to bring it back down in the finger
+        closeness = max(0.0, 1.0 - abs(offset_rows) / c.slow_rows)
+        speed = c.speed_min + (c.speed_max - c.speed_min) * closeness
+        return _clip([self._speed_to_action(speed), dz / layout.MAX_STEP_M])
+
+    @staticmethod
+    def _speed_to_action(speed):
+        """Speed as a fraction of the largest horizontal step -> a0 (dy = (a0 + 1) / 2 * max step)."""
+        return 2.0 * float(speed) - 1.0
+
+
+class CheckpointPolicy(Policy):
+    """A trained policy directory loaded with plas_ros.policy.load_policy (imported only when used)."""
+
+    def __init__(self, directory):
+        from plas_ros.policy import load_policy  # torch is heavy: only checkpoint users pay for it
+        self.policy = load_policy(directory)
+        if self.policy.obs_dim != layout.OBS_DIM or self.policy.act_dim != layout.ACT_DIM:
+            raise ValueError('checkpoint %s has obs/act dims %d/%d, the cloth task needs %d/%d'
+                             % (directory, self.policy.obs_dim, self.policy.act_dim, layout.OBS_DIM, layout.ACT_DIM))
+        self.name = 'checkpoint:%s' % os.path.basename(os.path.normpath(directory))
+
+    def act(self, obs):
+        return _clip(self.policy.act(np.asarray(obs, dtype=np.float32)))
+
+
+class SchedulePolicy(Policy):
+    """Picks one behaviour per episode with the schedule's weights (seeded), e.g. mostly a noisy behaviour and a
+    few expert episodes, like the paper's dataset."""
+
+    def __init__(self, entries, make_member, seed=None):
+        self.entries = tuple(entries)
+        weights = np.array([e.weight for e in self.entries], dtype=np.float64)
+        self.probabilities = weights / weights.sum()
+        self.members = [make_member(e, seed_offset=i + 1) for i, e in enumerate(self.entries)]
+        self.rng = np.random.default_rng(seed)
+        self.current = self.members[0]
+        self.name = 'schedule(%s)' % ', '.join('%s:%g' % (m.name, e.weight) for m, e in zip(self.members, self.entries))
+
+    def start_episode(self, episode):
+        self.current = self.members[int(self.rng.choice(len(self.members), p=self.probabilities))]
+        self.current.start_episode(episode)
+
+    def act(self, obs):
+        return self.current.act(obs)
+
+
+def _child_seed(seed, offset):
+    return None if seed is None else [int(seed), int(offset)]
+
+
+def make_policy(name, config=None, checkpoint=None, noise=None, seed=None):
+    """Build a behaviour policy by name (random | expert | checkpoint | schedule).
+
+    `noise` (Gaussian sigma) applies to expert and checkpoint (default for checkpoint: config.noise); the
+    schedule's members carry their own noise from the config.
+    """
+    config = config or load_collect_config()
+    if name not in POLICY_NAMES:
+        raise ValueError('unknown policy %r; choose one of %s' % (name, ', '.join(POLICY_NAMES)))
+
+    def member(entry, seed_offset):
+        return _build(entry.policy, config, checkpoint, entry.noise, _child_seed(seed, seed_offset))
+
+    if name == 'schedule':
+        return SchedulePolicy(config.schedule, member, seed=_child_seed(seed, 0))
+    if noise is None:
+        noise = config.noise if name == 'checkpoint' else 0.0
+    return _build(name, config, checkpoint, noise, seed)
+
+
+def _build(name, config, checkpoint, noise, seed):
+    if name == 'random':
+        return RandomPolicy(seed)
+    if name == 'expert':
+        base = ExpertPolicy(config.expert)
+    else:
+        if not checkpoint:
+            raise ValueError('policy %r needs a checkpoint directory (~checkpoint / checkpoint:=DIR)' % name)
+        base = CheckpointPolicy(checkpoint)
+    return NoisyPolicy(base, noise, seed) if noise > 0 else base
