@@ -1,0 +1,101 @@
+"""PLAS and PLAS+P (Zhou, Bajracharya, Held, CoRL 2020), top to bottom.
+
+Phase 1 (base class): the CVAE learns p(a|s), then is frozen.
+Phase 2 (`update`): a deterministic latent policy z = max_latent * tanh(MLP(s)) is decoded by the frozen
+decoder into an action; PLAS+P adds a residual phi * half_range * tanh(MLP(s, a)) and clamps to the bounds.
+Critics: twin Q with the soft clipped double-Q target at (s', decoder(s', pi'(s'))); actor loss -Q1(s, pi(s));
+soft target updates of actor and critics every step.
+"""
+import torch
+from torch import nn
+
+from plas_ros.algos.base import Algorithm, Batch
+from plas_ros.algos.nets import (BoundedHead, StackedMLP, TwinCritic, frozen_copy, make_adam, member_generators,
+                                 soft_update, td_target)
+
+
+class LatentActor(nn.Module):
+    """z = max_latent_action * tanh(MLP(s)); with `phi` > 0 also the perturbation head of PLAS+P."""
+
+    def __init__(self, seeds, obs_dim, act_dim, latent_dim, hidden, max_latent_action, phi, low, high):
+        super().__init__()
+        self.max_latent_action = float(max_latent_action)
+        self.phi = float(phi)
+        self.latent = StackedMLP(len(seeds), [obs_dim] + list(hidden) + [latent_dim])
+        self.latent.reset_parameters(member_generators(seeds, salt=31))
+        self.bound = BoundedHead(low, high)
+        self.perturbation = None
+        if self.phi > 0:
+            self.perturbation = StackedMLP(len(seeds), [obs_dim + act_dim] + list(hidden) + [act_dim])
+            self.perturbation.reset_parameters(member_generators(seeds, salt=32))
+
+    def latent_action(self, obs):
+        return self.max_latent_action * torch.tanh(self.latent(obs))
+
+    def forward(self, obs, decoder):
+        """(action, latent) for obs (S, batch, obs_dim); `decoder(obs, z)` maps latents to actions."""
+        z = self.latent_action(obs)
+        action = decoder(obs, z)
+        if self.perturbation is not None:
+            residual = self.phi * self.bound.half_range * torch.tanh(self.perturbation(torch.cat([obs, action], -1)))
+            action = self.bound.clamp(action + residual)
+        return action, z
+
+
+class PLAS(Algorithm):
+    saved_modules = ('actor', 'critic', 'cvae')
+    perturbed = False
+
+    def __init__(self, cfg, obs_dim, act_dim, action_low, action_high, seeds=(0,)):
+        super().__init__(cfg, obs_dim, act_dim, action_low, action_high, seeds)
+        self.make_cvae()
+        phi = cfg.perturbation_phi if self.perturbed else 0.0
+        self.actor = LatentActor(self.seeds, obs_dim, act_dim, self.cvae.latent_dim, cfg.actor_hidden,
+                                 cfg.max_latent_action, phi, self.action_low, self.action_high)
+        self.critic = TwinCritic(self.seeds, obs_dim, act_dim, cfg.critic_hidden)
+        self.actor_target = frozen_copy(self.actor)
+        self.critic_target = frozen_copy(self.critic)
+        self.actor_optimizer = make_adam(self.actor.parameters(), cfg.actor_lr)
+        self.critic_optimizer = make_adam(self.critic.parameters(), cfg.critic_lr)
+
+    def _decode(self, obs, z):
+        return self.cvae.decode(obs, z)
+
+    def update(self, batch: Batch, want_stats=False):
+        cfg = self.cfg
+        with torch.no_grad():
+            next_action, _ = self.actor_target(batch.next_obs, self._decode)
+            q1_next, q2_next = self.critic_target(batch.next_obs, next_action)
+            target = td_target(batch.reward, batch.not_done, cfg.gamma, q1_next, q2_next, cfg.lmbda)
+        q1, q2 = self.critic.forward_sa(batch.obs_action)
+        critic_loss = ((q1 - target).pow(2).mean(dim=1) + (q2 - target).pow(2).mean(dim=1)).sum()
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optimizer.step()
+
+        action, z = self.actor(batch.obs, self._decode)
+        actor_q = self.critic(batch.obs, action, detached=True)[0]
+        actor_loss = -actor_q.mean(dim=1).sum()
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_optimizer.step()
+
+        soft_update(self.critic_target, self.critic, cfg.tau)
+        soft_update(self.actor_target, self.actor, cfg.tau)
+        if not want_stats:
+            return {}
+        with torch.no_grad():
+            return {'loss/critic': ((q1 - target).pow(2).mean(1) + (q2 - target).pow(2).mean(1)),
+                    'loss/actor': -actor_q.mean(1), 'q/data_q1': q1.mean(1), 'q/target': target.mean(1),
+                    'q/policy_q1': actor_q.mean(1), 'latent/norm': z.norm(dim=-1).mean(1),
+                    'latent/abs_max': z.abs().amax(dim=(1, 2))}
+
+    @torch.no_grad()
+    def act(self, obs):
+        return self.actor(obs, self._decode)[0]
+
+
+class PLASP(PLAS):
+    """PLAS with the perturbation layer (out-of-distribution generalisation within +-phi)."""
+
+    perturbed = True

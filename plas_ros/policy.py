@@ -1,0 +1,98 @@
+"""Load a trained checkpoint directory as a deterministic policy: `load_policy(DIR).act(obs)`.
+
+Loading never executes code from the checkpoint: config.yaml is read with yaml.safe_load and model.pt
+with torch.load(weights_only=True), which only rebuilds containers, numbers, strings and tensors.
+"""
+import os
+import pickle
+
+import numpy as np
+import torch
+import yaml
+
+from plas_ros.algos.checkpoint import CONFIG_FILE, FORMAT, MODEL_FILE
+from plas_ros.algos.config import config_from_dict
+from plas_ros.algos.registry import build_algorithm
+
+
+class Policy:
+    """Deterministic actions inside [action_low, action_high] for one observation (D,) or a batch (N, D)."""
+
+    def __init__(self, algorithm, config):
+        self._algorithm = algorithm.eval()
+        self.config = config
+        self.algo = config['algo']
+        self.obs_dim = int(config['obs_dim'])
+        self.act_dim = int(config['act_dim'])
+        self.action_low = np.asarray(config['action_low'], dtype=np.float32)
+        self.action_high = np.asarray(config['action_high'], dtype=np.float32)
+
+    def act(self, obs):
+        batch, single = self._check_obs(obs)
+        with torch.no_grad():
+            action = self._algorithm.act(torch.from_numpy(batch)[None])[0].numpy()
+        action = np.clip(action, self.action_low, self.action_high).astype(np.float32)
+        return action[0] if single else action
+
+    def _check_obs(self, obs):
+        try:
+            array = np.asarray(obs, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise ValueError('observation is not numeric: %s' % exc) from exc
+        if array.ndim not in (1, 2) or array.shape[-1] != self.obs_dim:
+            raise ValueError('observation has shape %s; this policy (%s) expects (%d,) or (N, %d)'
+                             % (array.shape, self.algo, self.obs_dim, self.obs_dim))
+        bad = ~np.isfinite(array)
+        if bad.any():
+            raise ValueError('observation holds %d non-finite values (NaN/inf), first at index %s'
+                             % (int(bad.sum()), tuple(int(i) for i in np.argwhere(bad)[0])))
+        single = array.ndim == 1
+        return np.ascontiguousarray(array.reshape(-1, self.obs_dim)), single
+
+
+def read_checkpoint_config(directory):
+    path = os.path.join(str(directory), CONFIG_FILE)
+    try:
+        with open(path) as f:
+            config = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError('%s: cannot read the checkpoint configuration (%s)' % (path, exc)) from exc
+    required = ('format', 'algo', 'obs_dim', 'act_dim', 'action_low', 'action_high', 'train')
+    if not isinstance(config, dict) or any(key not in config for key in required):
+        raise ValueError('%s: not a plas_ros checkpoint configuration (needs keys %s)' % (path, ', '.join(required)))
+    if config['format'] != FORMAT:
+        raise ValueError('%s: format %r, expected %r' % (path, config['format'], FORMAT))
+    return config
+
+
+def read_weights(directory):
+    path = os.path.join(str(directory), MODEL_FILE)
+    try:
+        model = torch.load(path, map_location='cpu', weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as exc:
+        raise ValueError('%s: refused or unreadable weights file (only plain tensors and containers are '
+                         'accepted): %s' % (path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)) from exc
+    except OSError as exc:
+        raise ValueError('%s: cannot read the weights (%s)' % (path, exc)) from exc
+    if not isinstance(model, dict) or model.get('format') != FORMAT or not isinstance(model.get('modules'), dict):
+        raise ValueError('%s: not a plas_ros weights file' % path)
+    return model['modules']
+
+
+def load_policy(directory, obs_dim=None, act_dim=None) -> Policy:
+    """Load DIR (model.pt + config.yaml). `obs_dim`/`act_dim`, when given, must match the checkpoint."""
+    config = read_checkpoint_config(directory)
+    for name, expected in (('obs_dim', obs_dim), ('act_dim', act_dim)):
+        if expected is not None and int(config[name]) != int(expected):
+            raise ValueError('%s: checkpoint %s is %d but %d was expected' % (directory, name, config[name], expected))
+    cfg = config_from_dict(dict(config['train'], algo=config['algo']), source=str(directory))
+    algorithm = build_algorithm(cfg, int(config['obs_dim']), int(config['act_dim']), config['action_low'],
+                                config['action_high'], seeds=[int(config.get('seed', 0))])
+    try:
+        algorithm.load_seed_state(read_weights(directory))
+    except ValueError as exc:
+        raise ValueError('%s: %s' % (directory, exc)) from exc
+    for name, tensor in algorithm.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ValueError('%s: weights %s hold NaN/inf' % (directory, name))
+    return Policy(algorithm, config)
