@@ -70,8 +70,9 @@ def read_weights(directory):
     try:
         model = torch.load(path, map_location='cpu', weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ValueError('%s: refused or unreadable weights file (only plain tensors and containers are '
-                         'accepted): %s' % (path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)) from exc
+                         'accepted): %s' % (path, reason)) from exc
     except OSError as exc:
         raise ValueError('%s: cannot read the weights (%s)' % (path, exc)) from exc
     if not isinstance(model, dict) or model.get('format') != FORMAT or not isinstance(model.get('modules'), dict):

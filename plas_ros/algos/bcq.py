@@ -10,8 +10,16 @@ import torch
 from torch import nn
 
 from plas_ros.algos.base import Algorithm, Batch
-from plas_ros.algos.nets import (BoundedHead, StackedMLP, TwinCritic, frozen_copy, make_adam, member_generators,
-                                 soft_clipped_double_q, soft_update)
+from plas_ros.algos.nets import (
+    BoundedHead,
+    StackedMLP,
+    TwinCritic,
+    frozen_copy,
+    make_adam,
+    member_generators,
+    soft_clipped_double_q,
+    soft_update,
+)
 
 
 class PerturbationActor(nn.Module):

@@ -21,7 +21,8 @@ def checkpoint_config(algorithm, seed, datasets=(), progress=None):
     return {
         'format': FORMAT, 'version': VERSION, 'algo': algorithm.cfg.algo, 'seed': int(seed),
         'obs_dim': int(algorithm.obs_dim), 'act_dim': int(algorithm.act_dim),
-        'action_low': [float(v) for v in algorithm.action_low], 'action_high': [float(v) for v in algorithm.action_high],
+        'action_low': [float(v) for v in algorithm.action_low],
+        'action_high': [float(v) for v in algorithm.action_high],
         'train': algorithm.cfg.to_dict(), 'datasets': [str(d) for d in datasets], 'progress': dict(progress or {}),
     }
 
