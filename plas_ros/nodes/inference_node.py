@@ -1,0 +1,143 @@
+"""inference node: the deployed policy, behind the safety core of plas_ros.deploy.
+
+Subscribes /cloth/observation, answers each valid observation with one /cloth/action (episode, step and
+header stamp echo the observation). Publishes nothing while stopped or disabled, or for an invalid, stale
+or unstamped observation; says why in a throttled log line. Any node can stop it through /cloth/estop.
+"""
+import sys
+import threading
+
+import rospy
+from std_msgs.msg import Empty, String
+from std_srvs.srv import SetBool, SetBoolResponse, Trigger, TriggerResponse
+
+from plas_ros import deploy
+from plas_ros.msg import Action, Observation, Transition
+
+ACTIVE = 'active'
+
+
+class ThrottledReasons:
+    """Logs each reason for publishing nothing at most once per `period` seconds, with a count."""
+
+    def __init__(self, period):
+        self.period = period
+        self._last = {}
+        self._count = {}
+
+    def report(self, reason):
+        self._count[reason] = self._count.get(reason, 0) + 1
+        now = rospy.get_time()
+        if now - self._last.get(reason, -1e9) >= self.period:
+            rospy.logwarn('publishing no action: %s (%d observation(s) since the last report)',
+                          reason, self._count[reason])
+            self._last[reason], self._count[reason] = now, 0
+
+
+class InferenceNode:
+    def __init__(self, core, config):
+        self.core = core
+        self.gate = core.gate
+        self.returns = deploy.EpisodeReturns()
+        self.dropped = ThrottledReasons(config.warn_period)
+        self._state_lock = threading.Lock()
+        self.state_pub = rospy.Publisher('~state', String, queue_size=1, latch=True)
+        self.action_pub = rospy.Publisher('/cloth/action', Action, queue_size=1, tcp_nodelay=True)
+        self.publish_state()
+        rospy.Service('~enable', SetBool, self.on_enable)
+        rospy.Service('~estop', Trigger, self.on_estop)
+        rospy.Service('~reset_estop', Trigger, self.on_reset_estop)
+        rospy.Subscriber('/cloth/estop', Empty, lambda _msg: self.stop('/cloth/estop'), queue_size=10,
+                         tcp_nodelay=True)
+        rospy.Subscriber('/cloth/transition', Transition, self.on_transition, queue_size=100)
+        # queue_size=1: a backlog is stale by definition, only the newest observation matters.
+        rospy.Subscriber('/cloth/observation', Observation, self.on_observation, queue_size=1,
+                         tcp_nodelay=True, buff_size=2 ** 16)
+
+    def on_observation(self, msg):
+        stamp = msg.header.stamp
+        decision = self.core.decide(msg.data, stamp.to_sec(), rospy.get_time())
+        if decision.action is None:
+            self.dropped.report(decision.reason)
+            return
+        action = Action(episode=msg.episode, step=msg.step, data=decision.action.tolist())
+        action.header.stamp = stamp
+        self.action_pub.publish(action)
+
+    def on_transition(self, msg):
+        for episode in self.returns.add(msg.episode, msg.reward, msg.terminal, msg.timeout, msg.error):
+            rospy.loginfo('episode %d: return %.4f over %d steps (%s)', episode.episode, episode.ret,
+                          episode.steps, episode.outcome)
+
+    def stop(self, source):
+        self.gate.estop()
+        rospy.logwarn('EMERGENCY STOP from %s: no actions until ~reset_estop', source)
+        self.publish_state()
+
+    def on_enable(self, request):
+        self.gate.enable(request.data)
+        rospy.loginfo('policy %s', 'enabled' if request.data else 'disabled')
+        self.publish_state()
+        message = 'enabled' if request.data else 'disabled'
+        if request.data and self.gate.estopped:
+            message += ', but the emergency stop is latched: call ~reset_estop'
+        return SetBoolResponse(success=True, message=message)
+
+    def on_estop(self, _request):
+        self.stop('service %s' % rospy.resolve_name('~estop'))
+        return TriggerResponse(success=True, message='emergency stop latched')
+
+    def on_reset_estop(self, _request):
+        self.gate.reset_estop()
+        rospy.loginfo('emergency stop reset')
+        self.publish_state()
+        return TriggerResponse(success=True, message='emergency stop reset; enabled: %s' % self.gate.enabled)
+
+    def publish_state(self):
+        with self._state_lock:  # services and the stop topic run on different threads
+            self.state_pub.publish(String(data=self.gate.blocking_reason() or ACTIVE))
+
+
+def read_params():
+    """Node parameters over config/deploy.yaml; the action bounds default to the policy's."""
+    config = deploy.load_deploy_config(rospy.get_param('~config', None), overrides={
+        name: rospy.get_param('~' + name) for name in ('max_obs_age', 'warn_period', 'threads')
+        if rospy.has_param('~' + name)})
+    checkpoint = rospy.get_param('~checkpoint', '')
+    if not checkpoint:
+        raise ValueError('~checkpoint is not set: give the folder written by python -m plas_ros.train')
+    sim = bool(rospy.get_param('~sim', False))
+    enabled = bool(rospy.get_param('~enabled', sim))  # on real hardware an operator must enable it
+    bounds = (_optional_param('~action_low'), _optional_param('~action_high'))
+    return config, checkpoint, enabled, bounds
+
+
+def _optional_param(name):
+    value = rospy.get_param(name, None)
+    return None if value in (None, '') else value
+
+
+def build_core(config, checkpoint, enabled, bounds):
+    import torch  # heavy: imported once the node is registered
+    torch.set_num_threads(config.threads)
+    from plas_ros.policy import load_policy
+    policy = load_policy(checkpoint)
+    low, high = deploy.resolve_action_bounds(policy.action_low, policy.action_high, policy.act_dim, *bounds)
+    gate = deploy.SafetyGate(policy.obs_dim, low, high, config.max_obs_age, enabled=enabled)
+    return deploy.InferenceCore(policy, gate)
+
+
+def main():
+    rospy.init_node('inference')
+    try:
+        config, checkpoint, enabled, bounds = read_params()
+        core = build_core(config, checkpoint, enabled, bounds)
+    except (ValueError, OSError) as error:  # a bad parameter or checkpoint: say so, do not start
+        rospy.logfatal('inference node cannot start: %s', error)
+        sys.exit(1)
+    gate = core.gate
+    rospy.loginfo('policy from %s: obs %d-d, actions clipped to [%s, %s], max observation age %.3f s, %s',
+                  checkpoint, gate.obs_dim, gate.action_low.tolist(), gate.action_high.tolist(),
+                  gate.max_obs_age, 'enabled' if enabled else 'DISABLED until ~enable is called')
+    InferenceNode(core, config)
+    rospy.spin()
