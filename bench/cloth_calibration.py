@@ -102,6 +102,26 @@ def summarise(name, results, max_steps):
              100.0 * np.mean(lengths >= max_steps), returns.mean(), reasons))
 
 
+def run_gym_env(policy_name, episodes, seed):
+    """The environment engineer's gym env and behaviour policies (plas_ros.env), same seeds."""
+    from plas_ros.env.policies import make_policy
+    from plas_ros.env.sim_env import make_env
+    env = make_env(seed=seed)
+    policy = make_policy(policy_name, seed=seed)
+    results = []
+    for i in range(episodes):
+        policy.start_episode(i)
+        obs, info = env.reset(seed=seed * 100000 + i)
+        ret, steps, done = 0.0, 0, False
+        while not done:
+            obs, reward, terminal, timeout, info = env.step(policy.act(obs))
+            ret += reward
+            steps += 1
+            done = terminal or timeout
+        results.append((steps, ret, env.sim.lost_reason, None))
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--episodes', type=int, default=100)
@@ -117,6 +137,8 @@ def main():
         policy = tactile_policy(speed, sim.config)
         summarise('tactile, a0=%+.1f (%.0f mm)' % (speed, layout.action_to_step([speed, 0])[0] * 1000),
                   [run_episode(sim, env_config, policy, s) for s in seeds], env_config.max_steps)
+    for name in ('random', 'expert'):
+        summarise('gym env, policies.%s' % name, run_gym_env(name, args.episodes, args.seed), env_config.max_steps)
 
 
 if __name__ == '__main__':
