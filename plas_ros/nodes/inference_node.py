@@ -35,8 +35,9 @@ class ThrottledReasons:
 
 
 class InferenceNode:
-    def __init__(self, core, config):
+    def __init__(self, core, config, episodes=0):
         self.core = core
+        self.episodes = int(episodes)  # > 0: shut down after this many episodes ended
         self.gate = core.gate
         self.returns = deploy.EpisodeReturns()
         self.dropped = ThrottledReasons(config.warn_period)
@@ -68,6 +69,11 @@ class InferenceNode:
         for episode in self.returns.add(msg.episode, msg.reward, msg.terminal, msg.timeout, msg.error):
             rospy.loginfo('episode %d: return %.4f over %d steps (%s)', episode.episode, episode.ret,
                           episode.steps, episode.outcome)
+        finished = self.returns.finished
+        if self.episodes > 0 and len(finished) >= self.episodes and not rospy.is_shutdown():
+            rospy.loginfo('%d episode(s) done, mean return %.4f; shutting down', len(finished),
+                          sum(e.ret for e in finished) / len(finished))
+            rospy.signal_shutdown('%d episodes done' % len(finished))
 
     def stop(self, source):
         self.gate.estop()
@@ -109,7 +115,10 @@ def read_params():
     sim = bool(rospy.get_param('~sim', False))
     enabled = bool(rospy.get_param('~enabled', sim))  # on real hardware an operator must enable it
     bounds = (_optional_param('~action_low'), _optional_param('~action_high'))
-    return config, checkpoint, enabled, bounds
+    episodes = int(rospy.get_param('~episodes', 0))
+    if episodes < 0:
+        raise ValueError('~episodes must be >= 0 (0: run until stopped), got %d' % episodes)
+    return config, checkpoint, enabled, bounds, episodes
 
 
 def _optional_param(name):
@@ -130,7 +139,7 @@ def build_core(config, checkpoint, enabled, bounds):
 def main():
     rospy.init_node('inference')
     try:
-        config, checkpoint, enabled, bounds = read_params()
+        config, checkpoint, enabled, bounds, episodes = read_params()
         core = build_core(config, checkpoint, enabled, bounds)
     except (ValueError, OSError) as error:  # a bad parameter or checkpoint: say so, do not start
         rospy.logfatal('inference node cannot start: %s', error)
@@ -139,5 +148,5 @@ def main():
     rospy.loginfo('policy from %s: obs %d-d, actions clipped to [%s, %s], max observation age %.3f s, %s',
                   checkpoint, gate.obs_dim, gate.action_low.tolist(), gate.action_high.tolist(),
                   gate.max_obs_age, 'enabled' if enabled else 'DISABLED until ~enable is called')
-    InferenceNode(core, config)
+    InferenceNode(core, config, episodes)
     rospy.spin()

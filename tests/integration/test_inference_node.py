@@ -169,16 +169,24 @@ def test_estop_topic_stops_the_very_next_observation_until_reset(sim_node, rospy
     state_sub.unregister()
 
 
-def test_episode_returns_are_logged_from_the_transition_stream(sim_node, rospy_node):
+def test_episode_returns_are_logged_and_the_node_exits_after_its_episodes(rospy_node, ros_home, checkpoint):
     from plas_ros.msg import Transition
-    link, proc = sim_node
-    pub = rospy_node.Publisher('/cloth/transition', Transition, queue_size=10)
-    wait_for(lambda: pub.get_num_connections() > 0, 10, what='transition subscriber')
-    for step, reward in enumerate([0.05, 0.1, 0.125]):
-        pub.publish(Transition(episode=3, step=step, reward=reward, terminal=step == 2))
-    wait_for(lambda: 'episode 3: return 0.2750 over 3 steps (terminal)' in proc.output, 10,
-             what='the episode return in the log')
-    pub.unregister()
+    proc = start_node(ros_home, 'inference_episodes', checkpoint, sim='true', episodes=2)
+    try:
+        pub = rospy_node.Publisher('/cloth/transition', Transition, queue_size=10)
+        wait_for(lambda: pub.get_num_connections() > 0 or not proc.running(), 30, what='transition subscriber')
+        for step, reward in enumerate([0.05, 0.1, 0.125]):
+            pub.publish(Transition(episode=3, step=step, reward=reward, terminal=step == 2))
+        wait_for(lambda: 'episode 3: return 0.2750 over 3 steps (terminal)' in proc.output, 10,
+                 what='the episode return in the log')
+        assert proc.running(), 'exited after one of two episodes'
+        pub.publish(Transition(episode=4, step=0, reward=0.5, timeout=True))
+        assert proc.wait(15) == 0
+        assert 'episode 4: return 0.5000 over 1 steps (timeout)' in proc.output
+        assert '2 episode(s) done, mean return 0.3875' in proc.output
+        pub.unregister()
+    finally:
+        proc.stop()
 
 
 def test_disabled_off_sim_until_enabled_and_actions_stay_in_tighter_bounds(hardware_node, policy, rospy_node):
