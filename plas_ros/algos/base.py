@@ -9,15 +9,14 @@ from plas_ros.algos.config import TrainConfig
 from plas_ros.algos.nets import CVAE, make_adam
 
 # A parameter of a StackedMLP: its first dimension counts members (seeds, or seeds x 2 for twin critics).
-_STACKED = re.compile(r'(^|\.)(weights|biases)\.\d+$')
+_STACKED = re.compile(r'(^|\.)(input_weights|weights|biases)\.\d+$')
 
 
 class Batch(NamedTuple):
-    """Tensors of shape (S seeds, batch, ...); obs_action is obs and action already side by side."""
+    """Tensors of shape (S seeds, batch, ...)."""
 
     obs: torch.Tensor
     action: torch.Tensor
-    obs_action: torch.Tensor
     reward: torch.Tensor
     not_done: torch.Tensor
     next_obs: torch.Tensor
@@ -47,8 +46,8 @@ class Algorithm(nn.Module):
         self.vae_optimizer = make_adam(self.cvae.parameters(), cfg.vae_lr)
 
     def vae_update(self, batch: Batch, want_stats: bool = False) -> Dict[str, torch.Tensor]:
-        loss, recon, kl = self.cvae.loss(batch.obs_action, batch.obs, batch.action, self.cfg.vae_kl_weight)
-        self.vae_optimizer.zero_grad(set_to_none=True)
+        loss, recon, kl = self.cvae.loss(batch.obs, batch.action, self.cfg.vae_kl_weight)
+        self.vae_optimizer.zero_grad()
         loss.backward()
         self.vae_optimizer.step()
         return {'vae/reconstruction': recon.detach(), 'vae/kl': kl.detach()} if want_stats else {}
@@ -69,7 +68,7 @@ class Algorithm(nn.Module):
 
     def q_value(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Q1(s, a), (S, batch); the value the section-5.4 diagnostics compare with returns."""
-        return self.critic(obs, action)[0]
+        return self.critic.q1(obs, action)
 
     # -- checkpoints: one seed at a time --
     def seed_state(self, index: int) -> Dict[str, Dict[str, torch.Tensor]]:

@@ -11,7 +11,7 @@ class DeterministicActor(nn.Module):
 
     def __init__(self, seeds, obs_dim, act_dim, hidden, low, high, salt=41):
         super().__init__()
-        self.net = StackedMLP(len(seeds), [obs_dim] + list(hidden) + [act_dim])
+        self.net = StackedMLP(len(seeds), (obs_dim,), hidden, act_dim)
         self.net.reset_parameters(member_generators(seeds, salt=salt))
         self.bound = BoundedHead(low, high)
 
@@ -30,7 +30,7 @@ class BC(Algorithm):
 
     def update(self, batch: Batch, want_stats=False):
         per_seed = (self.actor(batch.obs) - batch.action).pow(2).mean(dim=(1, 2))
-        self.actor_optimizer.zero_grad(set_to_none=True)
+        self.actor_optimizer.zero_grad()
         per_seed.sum().backward()
         self.actor_optimizer.step()
         return {'loss/actor': per_seed.detach()} if want_stats else {}

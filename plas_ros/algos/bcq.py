@@ -12,13 +12,14 @@ from torch import nn
 from plas_ros.algos.base import Algorithm, Batch
 from plas_ros.algos.nets import (
     BoundedHead,
+    SoftUpdater,
     StackedMLP,
     TwinCritic,
     frozen_copy,
     make_adam,
     member_generators,
     soft_clipped_double_q,
-    soft_update,
+    twin_critic_loss,
 )
 
 
@@ -26,12 +27,12 @@ class PerturbationActor(nn.Module):
     def __init__(self, seeds, obs_dim, act_dim, hidden, phi, low, high):
         super().__init__()
         self.phi = float(phi)
-        self.net = StackedMLP(len(seeds), [obs_dim + act_dim] + list(hidden) + [act_dim])
+        self.net = StackedMLP(len(seeds), (obs_dim, act_dim), hidden, act_dim)
         self.net.reset_parameters(member_generators(seeds, salt=61))
         self.bound = BoundedHead(low, high)
 
     def forward(self, obs, action):
-        residual = self.phi * self.bound.half_range * torch.tanh(self.net(torch.cat([obs, action], -1)))
+        residual = torch.tanh(self.net(obs, action)) * (self.phi * self.bound.half_range)
         return self.bound.clamp(action + residual)
 
 
@@ -48,6 +49,7 @@ class BCQ(Algorithm):
         self.critic_target = frozen_copy(self.critic)
         self.actor_optimizer = make_adam(self.actor.parameters(), cfg.actor_lr)
         self.critic_optimizer = make_adam(self.critic.parameters(), cfg.critic_lr)
+        self.soft_update = SoftUpdater([(self.critic_target, self.critic), (self.actor_target, self.actor)], cfg.tau)
         gen = torch.Generator().manual_seed(self.seeds[0])
         latents = torch.randn(cfg.bcq_act_samples, self.cvae.latent_dim, generator=gen).clamp_(-0.5, 0.5)
         self.act_latents = _Latents(latents)
@@ -67,31 +69,31 @@ class BCQ(Algorithm):
             n = cfg.bcq_target_samples
             next_obs = self._repeat(batch.next_obs, n)
             next_action = self.actor_target(next_obs, self.cvae.decode(next_obs))
-            q1_next, q2_next = self.critic_target(next_obs, next_action)
+            q_next = self.critic_target(next_obs, next_action)
             s, b = batch.reward.shape
-            best = soft_clipped_double_q(q1_next, q2_next, cfg.lmbda).view(s, b, n).amax(dim=2)
+            best = soft_clipped_double_q(q_next[:, 0], q_next[:, 1], cfg.lmbda).view(s, b, n).amax(dim=2)
             target = batch.reward + cfg.gamma * batch.not_done * best
-        q1, q2 = self.critic.forward_sa(batch.obs_action)
-        critic_loss = ((q1 - target).pow(2).mean(dim=1) + (q2 - target).pow(2).mean(dim=1)).sum()
-        self.critic_optimizer.zero_grad(set_to_none=True)
+        q = self.critic(batch.obs, batch.action)
+        critic_loss = twin_critic_loss(q, target)
+        self.critic_optimizer.zero_grad()
         critic_loss.backward()
         self.critic_optimizer.step()
 
         with torch.no_grad():
             sampled = self.cvae.decode(batch.obs)
-        actor_q = self.critic(batch.obs, self.actor(batch.obs, sampled), detached=True)[0]
+        actor_q = self.critic.q1(batch.obs, self.actor(batch.obs, sampled), detached=True)
         actor_loss = -actor_q.mean(dim=1)
-        self.actor_optimizer.zero_grad(set_to_none=True)
+        self.actor_optimizer.zero_grad()
         actor_loss.sum().backward()
         self.actor_optimizer.step()
 
-        soft_update(self.critic_target, self.critic, cfg.tau)
-        soft_update(self.actor_target, self.actor, cfg.tau)
+        self.soft_update()
         if not want_stats:
             return {}
         with torch.no_grad():
-            vae_stats.update({'loss/critic': (q1 - target).pow(2).mean(1) + (q2 - target).pow(2).mean(1),
-                              'loss/actor': actor_loss.detach(), 'q/data_q1': q1.mean(1), 'q/target': target.mean(1)})
+            vae_stats.update({'loss/critic': (q - target.unsqueeze(1)).pow(2).mean(2).sum(1),
+                              'loss/actor': actor_loss.detach(), 'q/data_q1': q[:, 0].mean(1),
+                              'q/target': target.mean(1)})
             return vae_stats
 
     @torch.no_grad()
@@ -102,7 +104,7 @@ class BCQ(Algorithm):
         obs_rep = self._repeat(obs, n)
         z = latents.expand(s, b, n, latents.shape[1]).reshape(s, b * n, latents.shape[1])
         candidates = self.actor(obs_rep, self.cvae.decode(obs_rep, z))
-        q1 = self.critic(obs_rep, candidates)[0].view(s, b, n)
+        q1 = self.critic.q1(obs_rep, candidates).view(s, b, n)
         best = q1.argmax(dim=2)
         candidates = candidates.view(s, b, n, -1)
         return torch.gather(candidates, 2, best[..., None, None].expand(s, b, 1, candidates.shape[-1])).squeeze(2)

@@ -7,7 +7,7 @@ are one stack of S members. This is what makes several seeds (and both Q's) cost
 """
 import copy
 import math
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -19,61 +19,82 @@ def member_generators(seeds: Sequence[int], salt: int) -> List[torch.Generator]:
 
 
 class StackedMLP(nn.Module):
-    """`members` ReLU MLPs of identical shape, evaluated together; no activation on the output layer."""
+    """`members` ReLU MLPs of identical shape, evaluated together; no activation on the output layer.
 
-    def __init__(self, members: int, sizes: Sequence[int]):
+    `in_sizes` lists the parts of the input (e.g. (obs_dim, act_dim)): the first layer keeps one weight per
+    part and sums their products instead of concatenating, so that no gradient is ever computed for a part
+    that does not need one (the observation, when the actor's loss flows through a critic or decoder).
+    """
+
+    def __init__(self, members: int, in_sizes: Sequence[int], hidden: Sequence[int], out_size: int):
         super().__init__()
         self.members = members
+        sizes = [sum(in_sizes)] + list(hidden) + [out_size]
+        self.input_weights = nn.ParameterList([nn.Parameter(torch.empty(members, i, sizes[1])) for i in in_sizes])
         self.weights = nn.ParameterList(
-            [nn.Parameter(torch.empty(members, i, o)) for i, o in zip(sizes[:-1], sizes[1:])])
+            [nn.Parameter(torch.empty(members, i, o)) for i, o in zip(sizes[1:-1], sizes[2:])])
         self.biases = nn.ParameterList([nn.Parameter(torch.empty(members, 1, o)) for o in sizes[1:]])
 
     def reset_parameters(self, generators: Sequence[torch.Generator]):
         """PyTorch's nn.Linear default initialisation, drawn member by member from its own generator."""
         if len(generators) != self.members:
             raise ValueError('need one generator per member (%d), got %d' % (self.members, len(generators)))
+        fan_ins = [sum(w.shape[1] for w in self.input_weights)] + [w.shape[1] for w in self.weights]
         with torch.no_grad():
             for m, gen in enumerate(generators):
-                for w, b in zip(self.weights, self.biases):
-                    bound = 1.0 / math.sqrt(w.shape[1])
-                    w[m].uniform_(-bound, bound, generator=gen)
-                    b[m].uniform_(-bound, bound, generator=gen)
+                first = 1.0 / math.sqrt(fan_ins[0])
+                for w in self.input_weights:
+                    w[m].uniform_(-first, first, generator=gen)
+                for w, fan_in in zip(self.weights, fan_ins[1:]):
+                    w[m].uniform_(-1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in), generator=gen)
+                for b, fan_in in zip(self.biases, fan_ins):
+                    b[m].uniform_(-1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in), generator=gen)
 
-    def forward(self, x: torch.Tensor, detached: bool = False) -> torch.Tensor:
-        """x (members, batch, in) -> (members, batch, out). `detached` blocks gradients to the weights
-        (the actor's loss must move the actor only, not the critic it is evaluated by)."""
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            if detached:
-                w, b = w.detach(), b.detach()
-            x = torch.baddbmm(b, x, w)
-            if i < last:
-                x = torch.relu(x)
+    def forward(self, *inputs: torch.Tensor, detached: bool = False, members: Optional[slice] = None):
+        """inputs (members, batch, part) each -> (members, batch, out).
+
+        `detached` blocks gradients to the weights (the actor's loss must move the actor only, not the
+        critic or decoder it flows through); `members` runs a subset (e.g. every Q1 of a twin critic).
+        """
+        params = list(self.input_weights) + list(self.weights) + list(self.biases)
+        if detached:
+            params = [p.detach() for p in params]
+        if members is not None:
+            params = [p[members] for p in params]
+        n_in, n_hidden = len(self.input_weights), len(self.weights)
+        input_weights, weights, biases = params[:n_in], params[n_in:n_in + n_hidden], params[n_in + n_hidden:]
+        x = torch.baddbmm(biases[0], inputs[0], input_weights[0])
+        for part, w in zip(inputs[1:], input_weights[1:]):
+            x = torch.baddbmm(x, part, w)
+        for w, b in zip(weights, biases[1:]):
+            x = torch.baddbmm(b, torch.relu(x), w)
         return x
 
 
 class TwinCritic(nn.Module):
-    """Q1 and Q2 for each of S seeds as one stack of 2 S MLPs; returns (q1, q2), each (S, batch)."""
+    """Q1 and Q2 for each of S seeds as one stack of 2 S MLPs (member order: seed 0 Q1, seed 0 Q2, seed 1 Q1...)."""
 
     def __init__(self, seeds: Sequence[int], obs_dim: int, act_dim: int, hidden: Sequence[int]):
         super().__init__()
         self.seeds = len(seeds)
-        self.net = StackedMLP(2 * self.seeds, [obs_dim + act_dim] + list(hidden) + [1])
+        self.net = StackedMLP(2 * self.seeds, (obs_dim, act_dim), hidden, 1)
         self.net.reset_parameters(_twin_generators(seeds))
 
-    def forward_sa(self, obs_action: torch.Tensor, detached: bool = False):
-        """obs_action (S, batch, obs+act), already concatenated."""
-        s, batch, width = obs_action.shape
-        x = obs_action.unsqueeze(1).expand(s, 2, batch, width).reshape(2 * s, batch, width)
-        q = self.net(x, detached=detached).view(s, 2, batch)
-        return q[:, 0], q[:, 1]
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Both Q's: (S, 2, batch), [:, 0] is Q1 and [:, 1] is Q2."""
+        s, batch, _ = obs.shape
+        twice = (s, 2, batch)
+        q = self.net(obs.unsqueeze(1).expand(twice + obs.shape[-1:]).reshape(2 * s, batch, -1),
+                     action.unsqueeze(1).expand(twice + action.shape[-1:]).reshape(2 * s, batch, -1))
+        return q.view(twice)
 
-    def forward(self, obs: torch.Tensor, action: torch.Tensor, detached: bool = False):
-        return self.forward_sa(torch.cat([obs, action], dim=-1), detached=detached)
+    def q1(self, obs: torch.Tensor, action: torch.Tensor, detached: bool = False) -> torch.Tensor:
+        """Q1 only, (S, batch); `detached` for the actor's loss (gradient to the action only)."""
+        return self.net(obs, action, detached=detached, members=slice(0, None, 2)).squeeze(-1)
 
 
 def _twin_generators(seeds):
-    """Member order is (seed 0: Q1, Q2), (seed 1: Q1, Q2), ...; Q1 and Q2 start from different weights."""
+    """Q1 and Q2 start from different weights; each depends only on its seed."""
     q1 = member_generators(seeds, salt=11)
     q2 = member_generators(seeds, salt=12)
     return [gen for pair in zip(q1, q2) for gen in pair]
@@ -92,10 +113,10 @@ class BoundedHead(nn.Module):
         self.register_buffer('high', high)
 
     def forward(self, y):
-        return self.center + self.half_range * torch.tanh(y)
+        return torch.addcmul(self.center, self.half_range, torch.tanh(y))
 
     def clamp(self, action):
-        return torch.maximum(torch.minimum(action, self.high), self.low)
+        return torch.clamp(action, min=self.low, max=self.high)
 
 
 class CVAE(nn.Module):
@@ -109,8 +130,8 @@ class CVAE(nn.Module):
     def __init__(self, seeds, obs_dim, act_dim, hidden, low, high):
         super().__init__()
         self.latent_dim = 2 * act_dim
-        self.encoder = StackedMLP(len(seeds), [obs_dim + act_dim] + list(hidden) + [2 * self.latent_dim])
-        self.decoder = StackedMLP(len(seeds), [obs_dim + self.latent_dim] + list(hidden) + [act_dim])
+        self.encoder = StackedMLP(len(seeds), (obs_dim, act_dim), hidden, 2 * self.latent_dim)
+        self.decoder = StackedMLP(len(seeds), (obs_dim, self.latent_dim), hidden, act_dim)
         self.encoder.reset_parameters(member_generators(seeds, salt=21))
         self.decoder.reset_parameters(member_generators(seeds, salt=22))
         self.bound = BoundedHead(low, high)
@@ -118,11 +139,11 @@ class CVAE(nn.Module):
     def decode(self, obs, z=None, detached=False):
         if z is None:  # BCQ's sampling: a standard normal clipped to [-0.5, 0.5]
             z = torch.randn(obs.shape[:-1] + (self.latent_dim,)).clamp_(-0.5, 0.5)
-        return self.bound(self.decoder(torch.cat([obs, z], dim=-1), detached=detached))
+        return self.bound(self.decoder(obs, z, detached=detached))
 
-    def loss(self, obs_action, obs, action, kl_weight):
+    def loss(self, obs, action, kl_weight):
         """Per-seed loss summed over seeds (each seed's gradient is that of its own mean loss)."""
-        stats = self.encoder(obs_action)
+        stats = self.encoder(obs, action)
         mean, log_std = stats[..., :self.latent_dim], stats[..., self.latent_dim:].clamp(-4.0, 15.0)
         std = log_std.exp()
         z = mean + std * torch.randn_like(std)
@@ -132,20 +153,32 @@ class CVAE(nn.Module):
         return (recon_loss + kl_weight * kl).sum(), recon_loss, kl
 
 
-def soft_update(target: nn.Module, source: nn.Module, tau: float):
-    """target <- tau * source + (1 - tau) * target, for all parameters in one fused call."""
-    with torch.no_grad():
-        torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+class SoftUpdater:
+    """target <- tau * source + (1 - tau) * target for several (target, source) module pairs, in one fused call."""
+
+    def __init__(self, pairs, tau: float):
+        self.targets = [p for target, _ in pairs for p in target.parameters()]
+        self.sources = [p for _, source in pairs for p in source.parameters()]
+        self.tau = tau
+
+    def __call__(self):
+        with torch.no_grad():
+            torch._foreach_lerp_(self.targets, self.sources, self.tau)
 
 
 def soft_clipped_double_q(q1: torch.Tensor, q2: torch.Tensor, lmbda: float) -> torch.Tensor:
     """lambda * min(Q1, Q2) + (1 - lambda) * max(Q1, Q2) (lambda = 1: TD3's clipped double Q)."""
-    return lmbda * torch.minimum(q1, q2) + (1.0 - lmbda) * torch.maximum(q1, q2)
+    return torch.lerp(torch.maximum(q1, q2), torch.minimum(q1, q2), lmbda)
 
 
 def td_target(reward, not_done, gamma, q1_next, q2_next, lmbda):
     """y = r + gamma * (1 - terminal) * soft_clipped_double_q(Q1', Q2')."""
-    return reward + gamma * not_done * soft_clipped_double_q(q1_next, q2_next, lmbda)
+    return torch.addcmul(reward, not_done, soft_clipped_double_q(q1_next, q2_next, lmbda), value=gamma)
+
+
+def twin_critic_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE(Q1, y) + MSE(Q2, y) per seed, summed over seeds; q (S, 2, batch), target (S, batch)."""
+    return (q - target.unsqueeze(1)).pow(2).sum() / q.shape[-1]
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:
@@ -156,10 +189,32 @@ def frozen_copy(module: nn.Module) -> nn.Module:
     return target
 
 
+class FusedAdam:
+    """Adam (defaults of torch.optim.Adam) as one fused kernel call per step, without torch.optim's per-step
+    bookkeeping, which costs more than the kernel itself for networks this small."""
+
+    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params = [p for p in params if p.requires_grad]
+        self.lr, self.betas, self.eps = float(lr), betas, eps
+        self.exp_avgs = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sqs = [torch.zeros_like(p) for p in self.params]
+        self.steps = [torch.zeros((), dtype=torch.float32) for _ in self.params]
+
+    def zero_grad(self, set_to_none: bool = True):
+        for p in self.params:
+            p.grad = None
+
+    def step(self):
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        torch._foreach_add_(self.steps, 1.0)
+        torch._fused_adam_(self.params, grads, self.exp_avgs, self.exp_avg_sqs, [], self.steps, lr=self.lr,
+                           beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
+                           amsgrad=False, maximize=False)
+
+
 def make_adam(params, lr):
-    """Adam with the fused CPU kernel (one call for all tensors); foreach on older torch."""
+    """FusedAdam where torch has the fused CPU kernel (torch >= 2.4), else torch.optim.Adam (foreach)."""
     params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(params, lr=lr, foreach=True)
+    if hasattr(torch, '_fused_adam_'):
+        return FusedAdam(params, lr)
+    return torch.optim.Adam(params, lr=lr, foreach=True)

@@ -12,13 +12,14 @@ from torch import nn
 from plas_ros.algos.base import Algorithm, Batch
 from plas_ros.algos.nets import (
     BoundedHead,
+    SoftUpdater,
     StackedMLP,
     TwinCritic,
     frozen_copy,
     make_adam,
     member_generators,
-    soft_update,
     td_target,
+    twin_critic_loss,
 )
 
 
@@ -29,23 +30,20 @@ class LatentActor(nn.Module):
         super().__init__()
         self.max_latent_action = float(max_latent_action)
         self.phi = float(phi)
-        self.latent = StackedMLP(len(seeds), [obs_dim] + list(hidden) + [latent_dim])
+        self.latent = StackedMLP(len(seeds), (obs_dim,), hidden, latent_dim)
         self.latent.reset_parameters(member_generators(seeds, salt=31))
         self.bound = BoundedHead(low, high)
         self.perturbation = None
         if self.phi > 0:
-            self.perturbation = StackedMLP(len(seeds), [obs_dim + act_dim] + list(hidden) + [act_dim])
+            self.perturbation = StackedMLP(len(seeds), (obs_dim, act_dim), hidden, act_dim)
             self.perturbation.reset_parameters(member_generators(seeds, salt=32))
-
-    def latent_action(self, obs):
-        return self.max_latent_action * torch.tanh(self.latent(obs))
 
     def forward(self, obs, decoder):
         """(action, latent) for obs (S, batch, obs_dim); `decoder(obs, z)` maps latents to actions."""
-        z = self.latent_action(obs)
+        z = torch.tanh(self.latent(obs)) * self.max_latent_action
         action = decoder(obs, z)
         if self.perturbation is not None:
-            residual = self.phi * self.bound.half_range * torch.tanh(self.perturbation(torch.cat([obs, action], -1)))
+            residual = torch.tanh(self.perturbation(obs, action)) * (self.phi * self.bound.half_range)
             action = self.bound.clamp(action + residual)
         return action, z
 
@@ -65,6 +63,7 @@ class PLAS(Algorithm):
         self.critic_target = frozen_copy(self.critic)
         self.actor_optimizer = make_adam(self.actor.parameters(), cfg.actor_lr)
         self.critic_optimizer = make_adam(self.critic.parameters(), cfg.critic_lr)
+        self.soft_update = SoftUpdater([(self.critic_target, self.critic), (self.actor_target, self.actor)], cfg.tau)
 
     def _decode(self, obs, z):
         return self.cvae.decode(obs, z)
@@ -73,30 +72,28 @@ class PLAS(Algorithm):
         cfg = self.cfg
         with torch.no_grad():
             next_action, _ = self.actor_target(batch.next_obs, self._decode)
-            q1_next, q2_next = self.critic_target(batch.next_obs, next_action)
-            target = td_target(batch.reward, batch.not_done, cfg.gamma, q1_next, q2_next, cfg.lmbda)
-        q1, q2 = self.critic.forward_sa(batch.obs_action)
-        critic_loss = ((q1 - target).pow(2).mean(dim=1) + (q2 - target).pow(2).mean(dim=1)).sum()
-        self.critic_optimizer.zero_grad(set_to_none=True)
+            q_next = self.critic_target(batch.next_obs, next_action)
+            target = td_target(batch.reward, batch.not_done, cfg.gamma, q_next[:, 0], q_next[:, 1], cfg.lmbda)
+        q = self.critic(batch.obs, batch.action)
+        critic_loss = twin_critic_loss(q, target)
+        self.critic_optimizer.zero_grad()
         critic_loss.backward()
         self.critic_optimizer.step()
 
         action, z = self.actor(batch.obs, self._decode)
-        actor_q = self.critic(batch.obs, action, detached=True)[0]
-        actor_loss = -actor_q.mean(dim=1).sum()
-        self.actor_optimizer.zero_grad(set_to_none=True)
+        actor_q = self.critic.q1(batch.obs, action, detached=True)
+        actor_loss = -actor_q.sum() / actor_q.shape[1]  # per-seed mean, summed over seeds
+        self.actor_optimizer.zero_grad()
         actor_loss.backward()
         self.actor_optimizer.step()
 
-        soft_update(self.critic_target, self.critic, cfg.tau)
-        soft_update(self.actor_target, self.actor, cfg.tau)
+        self.soft_update()
         if not want_stats:
             return {}
         with torch.no_grad():
-            return {'loss/critic': ((q1 - target).pow(2).mean(1) + (q2 - target).pow(2).mean(1)),
-                    'loss/actor': -actor_q.mean(1), 'q/data_q1': q1.mean(1), 'q/target': target.mean(1),
-                    'q/policy_q1': actor_q.mean(1), 'latent/norm': z.norm(dim=-1).mean(1),
-                    'latent/abs_max': z.abs().amax(dim=(1, 2))}
+            return {'loss/critic': (q - target.unsqueeze(1)).pow(2).mean(2).sum(1), 'loss/actor': -actor_q.mean(1),
+                    'q/data_q1': q[:, 0].mean(1), 'q/target': target.mean(1), 'q/policy_q1': actor_q.mean(1),
+                    'latent/norm': z.norm(dim=-1).mean(1), 'latent/abs_max': z.abs().amax(dim=(1, 2))}
 
     @torch.no_grad()
     def act(self, obs):

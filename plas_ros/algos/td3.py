@@ -7,7 +7,7 @@ import torch
 
 from plas_ros.algos.base import Algorithm, Batch
 from plas_ros.algos.bc import DeterministicActor
-from plas_ros.algos.nets import TwinCritic, frozen_copy, make_adam, soft_update, td_target
+from plas_ros.algos.nets import SoftUpdater, TwinCritic, frozen_copy, make_adam, td_target, twin_critic_loss
 
 
 class TD3(Algorithm):
@@ -22,6 +22,7 @@ class TD3(Algorithm):
         self.critic_target = frozen_copy(self.critic)
         self.actor_optimizer = make_adam(self.actor.parameters(), cfg.actor_lr)
         self.critic_optimizer = make_adam(self.critic.parameters(), cfg.critic_lr)
+        self.soft_update = SoftUpdater([(self.critic_target, self.critic), (self.actor_target, self.actor)], cfg.tau)
         self.step_count = 0
         self.last_actor_loss = torch.zeros(self.num_seeds)
 
@@ -31,29 +32,28 @@ class TD3(Algorithm):
             noise = torch.randn_like(batch.action) * cfg.td3_policy_noise
             noise = noise.clamp(-cfg.td3_noise_clip, cfg.td3_noise_clip) * bound.half_range
             next_action = bound.clamp(self.actor_target(batch.next_obs) + noise)
-            q1_next, q2_next = self.critic_target(batch.next_obs, next_action)
-            target = td_target(batch.reward, batch.not_done, cfg.gamma, q1_next, q2_next, cfg.lmbda)
-        q1, q2 = self.critic.forward_sa(batch.obs_action)
-        critic_loss = ((q1 - target).pow(2).mean(dim=1) + (q2 - target).pow(2).mean(dim=1)).sum()
-        self.critic_optimizer.zero_grad(set_to_none=True)
+            q_next = self.critic_target(batch.next_obs, next_action)
+            target = td_target(batch.reward, batch.not_done, cfg.gamma, q_next[:, 0], q_next[:, 1], cfg.lmbda)
+        q = self.critic(batch.obs, batch.action)
+        critic_loss = twin_critic_loss(q, target)
+        self.critic_optimizer.zero_grad()
         critic_loss.backward()
         self.critic_optimizer.step()
 
         self.step_count += 1
         if self.step_count % cfg.td3_policy_delay == 0:
-            actor_q = self.critic(batch.obs, self.actor(batch.obs), detached=True)[0]
+            actor_q = self.critic.q1(batch.obs, self.actor(batch.obs), detached=True)
             actor_loss = -actor_q.mean(dim=1)
-            self.actor_optimizer.zero_grad(set_to_none=True)
+            self.actor_optimizer.zero_grad()
             actor_loss.sum().backward()
             self.actor_optimizer.step()
-            soft_update(self.critic_target, self.critic, cfg.tau)
-            soft_update(self.actor_target, self.actor, cfg.tau)
+            self.soft_update()
             self.last_actor_loss = actor_loss.detach()
         if not want_stats:
             return {}
         with torch.no_grad():
-            return {'loss/critic': (q1 - target).pow(2).mean(1) + (q2 - target).pow(2).mean(1),
-                    'loss/actor': self.last_actor_loss, 'q/data_q1': q1.mean(1), 'q/target': target.mean(1)}
+            return {'loss/critic': (q - target.unsqueeze(1)).pow(2).mean(2).sum(1), 'loss/actor': self.last_actor_loss,
+                    'q/data_q1': q[:, 0].mean(1), 'q/target': target.mean(1)}
 
     @torch.no_grad()
     def act(self, obs):

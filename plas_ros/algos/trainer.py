@@ -27,7 +27,7 @@ class TransitionSampler:
         if len(td) == 0:
             raise ValueError('the dataset has no transition with a known next state')
         not_done = (~dataset.terminals).astype(np.float32)
-        # Columns: obs | action | reward | not_done | next_obs (obs and action adjacent: the critic's input).
+        # Columns: obs | action | reward | not_done | next_obs.
         table = np.concatenate([dataset.observations, dataset.actions, dataset.rewards[:, None], not_done[:, None],
                                 dataset.next_observations], axis=1)
         self.td_table = torch.from_numpy(np.ascontiguousarray(table[td], dtype=np.float32))
@@ -41,14 +41,13 @@ class TransitionSampler:
     def transitions(self) -> Batch:
         rows = self._rows(self.td_table)
         d, a = self.obs_dim, self.act_dim
-        return Batch(obs=rows[..., :d], action=rows[..., d:d + a], obs_action=rows[..., :d + a],
-                     reward=rows[..., d + a], not_done=rows[..., d + a + 1], next_obs=rows[..., d + a + 2:])
+        return Batch(obs=rows[..., :d], action=rows[..., d:d + a], reward=rows[..., d + a],
+                     not_done=rows[..., d + a + 1], next_obs=rows[..., d + a + 2:])
 
     def state_actions(self) -> Batch:
         rows = self._rows(self.sa_table)
         d = self.obs_dim
-        return Batch(obs=rows[..., :d], action=rows[..., d:], obs_action=rows, reward=None, not_done=None,
-                     next_obs=None)
+        return Batch(obs=rows[..., :d], action=rows[..., d:], reward=None, not_done=None, next_obs=None)
 
 
 class Trainer:
