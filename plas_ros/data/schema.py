@@ -30,7 +30,8 @@ RECORDER_INFOS = {
     'tactile_raw': ((84,), np.uint16),
     'force_raw': ((3,), np.float32),
     'tip_pose': ((4,), np.float32),
-    'errors': ((), np.bool_),
+    'errors': ((), np.bool_),         # true on every row of an episode that ended on a fault
+    'raw_known': ((), np.bool_),      # false: the publisher sent no raw extras (tactile 0, force/pose NaN)
 }
 
 ATTR_SCHEMA_VERSION = 'schema_version'
