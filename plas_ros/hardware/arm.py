@@ -94,6 +94,11 @@ class WrenchMedianFilter:
     def __len__(self):
         return len(self._readings)
 
+    @property
+    def full(self):
+        """True once the window holds `window` readings."""
+        return len(self._readings) == self._readings.maxlen
+
     def clear(self):
         self._readings.clear()
 

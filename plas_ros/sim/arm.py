@@ -84,6 +84,16 @@ def handle_line(arm, line):
 
 
 class _Handler(socketserver.StreamRequestHandler):
+    def setup(self):
+        super().setup()
+        with self.server.connections_lock:
+            self.server.connections.add(self.request)
+
+    def finish(self):
+        with self.server.connections_lock:
+            self.server.connections.discard(self.request)
+        super().finish()
+
     def handle(self):
         for raw in self.rfile:
             line = raw.decode('utf-8', 'replace').strip()
@@ -112,6 +122,8 @@ class SimArmServer:
     def start(self, host='127.0.0.1', port=0):
         self._server = _Server((host, port), _Handler)
         self._server.arm = self.arm
+        self._server.connections = set()
+        self._server.connections_lock = threading.Lock()
         self._thread = threading.Thread(target=self._server.serve_forever, name='sim-arm-rpc', daemon=True)
         self._thread.start()
         return self._server.server_address[1]
@@ -120,6 +132,12 @@ class SimArmServer:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            with self._server.connections_lock:
+                for connection in list(self._server.connections):  # stopping means the clients lose us too
+                    try:
+                        connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
             self._thread.join(5.0)
             self._server = None
 

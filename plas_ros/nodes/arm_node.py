@@ -1,0 +1,136 @@
+"""arm_driver: the Sawyer (or the simulated arm) as a ROS node.
+
+Publishes `tip_pose` (geometry_msgs/PoseStamped, pitch as a rotation about x) and `wrench`
+(geometry_msgs/WrenchStamped, the median of the last ~wrench_median_window readings, all taken after the
+last move) at ~rate; services `move_tip` (plas_ros/TipMove) and `move_to_start` (std_srvs/Trigger).
+A failed reading is logged and counted, never published. See doc/arm_and_sim.md.
+"""
+import threading
+
+import rospy
+from geometry_msgs.msg import PoseStamped, WrenchStamped
+from std_srvs.srv import Trigger, TriggerResponse
+
+from plas_ros.hardware.arm import ArmError, SafetyBox, WrenchMedianFilter, pitch_to_quaternion
+from plas_ros.srv import TipMove, TipMoveResponse
+
+_REQUIRED = object()
+
+
+def param(name, default=_REQUIRED):
+    """~name, else `name` in the node's namespace (config/robot.yaml's section, loaded at the root)."""
+    value = rospy.get_param('~' + name, rospy.get_param(name, default))
+    if value is _REQUIRED:
+        raise SystemExit('arm_driver: parameter ~%s (or %s) is required' % (name, rospy.resolve_name(name)))
+    return value
+
+
+def make_arm():
+    """The Arm the parameters ask for: the simulated arm over TCP, or the real Sawyer over intera."""
+    if param('sim', False):
+        from plas_ros.sim.arm import SimArmClient
+        return SimArmClient(param('sim_host', '127.0.0.1'), int(param('sim_port')),
+                            timeout=float(param('sim_timeout', 5.0)))
+    from plas_ros.hardware.intera_arm import InteraArm
+    box = SafetyBox(param('safety_box_low'), param('safety_box_high'))
+    return InteraArm(box, tip_x=float(param('tip_x')), limb=param('limb', 'right'),
+                     joint_speed=float(param('joint_speed', 0.3)), end_point=param('end_point', 'right_hand'),
+                     move_timeout=float(param('move_timeout', 15.0)), start_waypoints=param('start_waypoints', []))
+
+
+class ArmNode:
+    def __init__(self, arm, frame_id, window):
+        self.arm = arm
+        self.frame_id = frame_id
+        self.filter = WrenchMedianFilter(window)
+        self.read_errors = 0
+        self._filter_lock = threading.Lock()
+        self.pose_pub = rospy.Publisher('tip_pose', PoseStamped, queue_size=10)
+        self.wrench_pub = rospy.Publisher('wrench', WrenchStamped, queue_size=10)
+        rospy.Service('move_tip', TipMove, self.on_move_tip)
+        rospy.Service('move_to_start', Trigger, self.on_move_to_start)
+
+    def _restart_filter(self):
+        # Readings from before a move describe another contact: the next median uses only new ones.
+        with self._filter_lock:
+            self.filter.clear()
+
+    def on_move_tip(self, req):
+        try:
+            result = self.arm.move_tip(req.dy, req.dz, req.dpitch)
+        except (ArmError, ValueError) as exc:
+            rospy.logerr('arm_driver: move_tip(dy=%.4f, dz=%.4f, dpitch=%.2f) failed: %s',
+                         req.dy, req.dz, req.dpitch, exc)
+            return TipMoveResponse(success=False, message=str(exc), clipped=False, tip_pose=[])
+        finally:
+            self._restart_filter()
+        message = 'target clipped to the safety box' if result.clipped else ''
+        return TipMoveResponse(success=True, message=message, clipped=result.clipped,
+                               tip_pose=[float(v) for v in result.pose])
+
+    def on_move_to_start(self, req):
+        try:
+            pose = self.arm.move_to_start()
+        except (ArmError, ValueError) as exc:
+            rospy.logerr('arm_driver: move_to_start failed: %s', exc)
+            return TriggerResponse(success=False, message=str(exc))
+        finally:
+            self._restart_filter()
+        return TriggerResponse(success=True, message='at start: y=%.3f z=%.3f m, pitch %.1f deg'
+                               % (pose[1], pose[2], pose[3]))
+
+    def publish_once(self):
+        stamp = rospy.Time.now()
+        try:
+            pose = self.arm.tip_pose()
+            wrench = self.arm.wrench()
+        except (ArmError, ValueError) as exc:
+            self.read_errors += 1
+            rospy.logwarn_throttle(5.0, 'arm_driver: reading the arm failed (%d so far): %s' % (self.read_errors, exc))
+            return
+        self._publish_pose(pose, stamp)
+        with self._filter_lock:
+            self.filter.add(wrench)
+            full = self.filter.full
+            median = self.filter.value()
+        if full:
+            self._publish_wrench(median, stamp)
+
+    def _publish_pose(self, pose, stamp):
+        msg = PoseStamped()
+        msg.header.stamp = stamp
+        msg.header.frame_id = self.frame_id
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in pose[:3])
+        q = pitch_to_quaternion(pose[3])
+        msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z, msg.pose.orientation.w = (
+            float(v) for v in q)
+        self.pose_pub.publish(msg)
+
+    def _publish_wrench(self, wrench, stamp):
+        msg = WrenchStamped()
+        msg.header.stamp = stamp
+        msg.header.frame_id = self.frame_id
+        msg.wrench.force.x, msg.wrench.force.y, msg.wrench.force.z = (float(v) for v in wrench[:3])
+        msg.wrench.torque.x, msg.wrench.torque.y, msg.wrench.torque.z = (float(v) for v in wrench[3:])
+        self.wrench_pub.publish(msg)
+
+
+def main():
+    rospy.init_node('arm_driver')
+    try:
+        arm = make_arm()  # the simulated arm connects lazily: the world may still be starting
+    except (ArmError, ValueError) as exc:
+        rospy.logfatal('arm_driver: %s', exc)
+        raise SystemExit(1) from exc
+    node = ArmNode(arm, param('frame_id', 'base'), int(param('wrench_median_window', 10)))
+    hz = float(param('rate', 100.0))
+    rate = rospy.Rate(hz)
+    rospy.loginfo('arm_driver: up (%s arm), publishing at %.0f Hz', 'simulated' if param('sim', False) else 'Sawyer',
+                  hz)
+    while not rospy.is_shutdown():
+        node.publish_once()
+        try:
+            rate.sleep()
+        except rospy.ROSInterruptException:
+            break
+    arm.close()
