@@ -291,6 +291,8 @@ class EnvNode:
                 self.sensors.check_alive()
                 result = self.task.step(action)
             except (SensorError, RobotError) as e:
+                if rospy.is_shutdown():
+                    return  # shutting down: the silence is ours, not a sensor fault
                 self._publish_error(step, observation, action, e)
                 break
             self._publish_result(step, observation, result)

@@ -1,0 +1,35 @@
+"""`roslaunch plas_ros collect.launch episodes:=3 output:=X.h5` ends by itself and leaves a file that validates."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO_ROOT
+
+from plas_ros.env import layout
+
+NEEDED = [os.path.join(REPO_ROOT, 'launch', 'drivers.launch'), os.path.join(REPO_ROOT, 'scripts', 'recorder_node')]
+pytestmark = pytest.mark.skipif(not all(os.path.exists(p) for p in NEEDED),
+                                reason='drivers.launch or the recorder node not in the tree yet')
+
+
+def test_collect_launch_records_three_episodes_and_exits(roslaunch, tmp_path):
+    output = str(tmp_path / 'collected.h5')
+    launch = roslaunch('collect.launch', episodes=3, output=output, seed=3)
+    launch.wait(timeout=120)
+    assert os.path.exists(output), launch.output[-3000:]
+
+    validate = subprocess.run([sys.executable, '-m', 'plas_ros.data', 'validate', output],
+                              capture_output=True, text=True, timeout=60)
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+
+    import h5py
+    with h5py.File(output, 'r') as f:
+        observations = f['observations'][:]
+        ends = f['terminals'][:] | f['timeouts'][:]
+        episode_ids = f['infos/episode_ids'][:]
+        assert f.attrs['source'] == 'sim'
+        assert not f['infos/errors'][:].any()
+    assert observations.shape[1] == layout.OBS_DIM
+    assert len(np.unique(episode_ids)) == 3 and ends.sum() == 3 and ends[-1]

@@ -1,0 +1,118 @@
+"""The env node through ROS with the simulated drivers: the observation/action/transition loop, holding still
+without an action, rejecting an invalid action, and a sensor that stops publishing ending the episode as an error."""
+import os
+import subprocess
+import threading
+
+import numpy as np
+import pytest
+from conftest import REPO_ROOT, wait_for
+
+from plas_ros.env import layout
+
+DRIVERS = os.path.join(REPO_ROOT, 'launch', 'drivers.launch')
+ENV_NODE = os.path.join(REPO_ROOT, 'scripts', 'env_node')
+
+pytestmark = pytest.mark.skipif(not os.path.exists(DRIVERS), reason='launch/drivers.launch not in the tree yet')
+
+
+class Loop:
+    """The test's side of the env node's topics: observations and transitions in, actions out."""
+
+    def __init__(self, rospy):
+        from plas_ros.msg import Action, Observation, Transition
+        self.rospy = rospy
+        self.Action = Action
+        self.lock = threading.Lock()
+        self.observations = []
+        self.transitions = []
+        self.pub = rospy.Publisher('/cloth/action', Action, queue_size=10)
+        self.subs = [rospy.Subscriber('/cloth/observation', Observation, self._add, callback_args=self.observations),
+                     rospy.Subscriber('/cloth/transition', Transition, self._add, callback_args=self.transitions)]
+
+    def _add(self, msg, into):
+        with self.lock:
+            into.append(msg)
+
+    def observation(self, episode, step, after=0, timeout=20.0):
+        def find():
+            with self.lock:
+                return next((m for m in self.observations[after:] if (m.episode, m.step) == (episode, step)), None)
+        return wait_for(find, timeout, what='observation of episode %d step %d' % (episode, step))
+
+    def transition(self, episode, step, timeout=10.0):
+        def find():
+            with self.lock:
+                return next((m for m in self.transitions if (m.episode, m.step) == (episode, step)), None)
+        return wait_for(find, timeout, what='transition of episode %d step %d' % (episode, step))
+
+    def act(self, episode, step, data):
+        self.pub.publish(self.Action(episode=episode, step=step, data=list(data)))
+
+    def close(self):
+        for sub in self.subs:
+            sub.unregister()
+        self.pub.unregister()
+
+
+@pytest.fixture
+def env_loop(rospy_node, roslaunch, processes):
+    drivers = roslaunch(DRIVERS, name='drivers', sim='true')
+    loop = Loop(rospy_node)
+    env = processes([ENV_NODE, '_episodes:=0', '_action_timeout:=0.5', '_sensor_max_age:=0.5',
+                     '_wait_for_recorder:=1'], name='env_node')
+    yield loop, env, drivers
+    loop.close()
+
+
+def test_loop_holds_still_rejects_bad_actions_and_steps(env_loop):
+    loop, env, _ = env_loop
+    first = loop.observation(0, 0, timeout=30.0)
+    assert len(first.data) == layout.OBS_DIM
+
+    # No answer: the node holds still, says so and asks again with the same episode/step.
+    wait_for(lambda: 'no action for episode 0 step 0' in env.output, 5.0, what='the hold-still warning')
+    again = loop.observation(0, 0, after=loop.observations.index(first) + 1, timeout=5.0)
+    assert np.allclose(again.data, first.data)  # nothing moved, nothing re-read into the record
+
+    # Invalid answers are rejected: no transition, the robot stays put.
+    loop.act(0, 0, [float('nan'), 0.0])
+    loop.act(0, 0, [0.0, 0.0, 0.0])
+    loop.act(0, 0, [3.0, 0.0])
+    wait_for(lambda: env.output.count('rejected action for episode 0 step 0') >= 3, 5.0, what='three rejections')
+    assert not loop.transitions
+
+    # An action for another step is not this step's answer.
+    loop.act(0, 7, [0.0, 0.0])
+    loop.act(0, 0, [0.0, 0.2])
+    t0 = loop.transition(0, 0)
+    assert not t0.error and not t0.terminal and not t0.timeout
+    assert t0.reward == pytest.approx(0.05)
+    assert list(t0.observation) == pytest.approx(list(first.data))
+    assert len(t0.next_observation) == layout.OBS_DIM and len(t0.tactile_raw) == layout.TACTILE_CELLS
+    assert len(t0.force_raw) == 3 and len(t0.tip_pose) == 4
+    assert t0.tip_pose[2] == pytest.approx(t0.next_observation[layout.TIP_Z], abs=1e-6)
+    assert t0.tactile_raw[5] / layout.TACTILE_FULL_SCALE == pytest.approx(t0.next_observation[3 + 5], rel=1e-5)
+    assert first.data[layout.TIP_Z] + 0.02 == pytest.approx(t0.tip_pose[2], abs=1e-3)
+
+    # The next observation is the transition's next_observation.
+    obs1 = loop.observation(0, 1)
+    assert list(obs1.data) == pytest.approx(list(t0.next_observation))
+    loop.act(0, 1, [1.0, 0.0])
+    t1 = loop.transition(0, 1)
+    assert t1.reward == pytest.approx(0.1) or t1.terminal
+
+
+def test_sensor_that_stops_publishing_ends_the_episode_as_an_error(env_loop, rospy_node):
+    loop, env, _ = env_loop
+    loop.observation(0, 0, timeout=30.0)
+    loop.act(0, 0, [0.0, 0.0])
+    loop.transition(0, 0)
+    loop.observation(0, 1)
+    subprocess.run(['rosnode', 'kill', '/dsa/dsa_driver'], check=True, capture_output=True, timeout=20)
+    loop.act(0, 1, [0.0, 0.0])
+    error = loop.transition(0, 1)
+    assert error.error and '/dsa/frame' in error.error_message
+    assert not error.terminal and not error.timeout
+    assert len(error.next_observation) == 0  # nothing made up
+    assert len(error.observation) == layout.OBS_DIM
