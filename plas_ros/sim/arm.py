@@ -21,7 +21,8 @@ class ClothArm(Arm):
     """The Arm of the simulated world: moves the cloth simulator's tip under the world's lock.
 
     Clipping to the safety box happens inside ClothSim.move_tip (config/sim.yaml, robot.yaml).
-    `move_to_start` goes back to the fixture and starts the next cloth episode.
+    `move_to_start` goes back to the fixture and starts the next cloth episode; the fingers stay where
+    the gripper has them (the WSG simulator owns the width).
     """
 
     def __init__(self, cloth, lock):
@@ -42,7 +43,10 @@ class ClothArm(Arm):
 
     def move_to_start(self):
         with self._lock:
-            return self._cloth.reset()
+            width = self._cloth.width_mm
+            pose = self._cloth.reset()
+            self._cloth.set_width(width)
+            return pose
 
 
 def _number(params, name, default=None):

@@ -39,9 +39,11 @@ def test_move_to_start_starts_the_next_cloth_episode(served):
     cloth, _, client, _ = served
     client.move_tip(0.1, 0.0)
     cloth.set_width(1.0)
+    before = cloth.edge_offset_mm
     pose = client.move_to_start()
+    assert cloth.edge_offset_mm != before  # a new episode
     np.testing.assert_allclose(pose[1:3], [cloth.config.start_y_m, cloth.config.start_z_m])
-    assert cloth.width_mm == cloth.config.start_width_mm and cloth.edge_held
+    assert cloth.width_mm == 1.0 and cloth.edge_held  # the gripper, not the arm, owns the width
 
 
 def test_bad_requests_get_error_replies_and_the_link_survives(served):
