@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, free_port
 
 from plas_ros.env import layout
 
@@ -16,7 +16,8 @@ pytestmark = pytest.mark.skipif(not all(os.path.exists(p) for p in NEEDED),
 
 def test_collect_launch_records_three_episodes_and_exits(roslaunch, tmp_path):
     output = str(tmp_path / 'collected.h5')
-    launch = roslaunch('collect.launch', episodes=3, output=output, seed=3)
+    launch = roslaunch('collect.launch', episodes=3, output=output, seed=3, sim_wsg_port=free_port(),
+                       sim_arm_port=free_port(), sim_dsa_link=str(tmp_path / 'dsa'))
     launch.wait(timeout=120)
     assert os.path.exists(output), launch.output[-3000:]
 

@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, wait_for
+from conftest import REPO_ROOT, free_port, wait_for
 
 from plas_ros.env import layout
 
@@ -56,8 +56,9 @@ class Loop:
 
 
 @pytest.fixture
-def env_loop(rospy_node, roslaunch, processes):
-    drivers = roslaunch(DRIVERS, name='drivers', sim='true')
+def env_loop(rospy_node, roslaunch, processes, tmp_path):
+    drivers = roslaunch(DRIVERS, name='drivers', sim='true', sim_seed=1, sim_wsg_port=free_port(),
+                        sim_arm_port=free_port(), sim_dsa_link=str(tmp_path / 'dsa'))
     loop = Loop(rospy_node)
     env = processes([ENV_NODE, '_episodes:=0', '_action_timeout:=0.5', '_sensor_max_age:=0.5',
                      '_wait_for_recorder:=1'], name='env_node')
