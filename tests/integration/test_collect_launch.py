@@ -9,9 +9,12 @@ from conftest import REPO_ROOT, free_port
 
 from plas_ros.env import layout
 
-NEEDED = [os.path.join(REPO_ROOT, 'launch', 'drivers.launch'), os.path.join(REPO_ROOT, 'scripts', 'recorder_node')]
-pytestmark = pytest.mark.skipif(not all(os.path.exists(p) for p in NEEDED),
-                                reason='drivers.launch or the recorder node not in the tree yet')
+_NEEDED = [os.path.join(REPO_ROOT, 'launch', 'drivers.launch'),
+           os.path.join(REPO_ROOT, 'plas_ros', 'data', '__main__.py')]
+_NEEDED += [os.path.join(REPO_ROOT, 'scripts', s)
+            for s in ('sim_world', 'wsg_node', 'dsa_node', 'arm_node', 'recorder_node')]
+_MISSING = [os.path.relpath(p, REPO_ROOT) for p in _NEEDED if not os.path.exists(p)]
+pytestmark = pytest.mark.skipif(bool(_MISSING), reason='not in the tree yet: %s' % ', '.join(_MISSING))
 
 
 def test_collect_launch_records_three_episodes_and_exits(roslaunch, tmp_path):

@@ -13,7 +13,9 @@ from plas_ros.env import layout
 DRIVERS = os.path.join(REPO_ROOT, 'launch', 'drivers.launch')
 ENV_NODE = os.path.join(REPO_ROOT, 'scripts', 'env_node')
 
-pytestmark = pytest.mark.skipif(not os.path.exists(DRIVERS), reason='launch/drivers.launch not in the tree yet')
+_NEEDED = [DRIVERS] + [os.path.join(REPO_ROOT, 'scripts', s) for s in ('sim_world', 'wsg_node', 'dsa_node', 'arm_node')]
+_MISSING = [os.path.relpath(p, REPO_ROOT) for p in _NEEDED if not os.path.exists(p)]
+pytestmark = pytest.mark.skipif(bool(_MISSING), reason='not in the tree yet: %s' % ', '.join(_MISSING))
 
 
 class Loop:
