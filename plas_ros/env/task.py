@@ -6,7 +6,7 @@ task logic lives only here, so the two cannot drift apart:
     step:  validate action -> (dy, dz) -> robot.move_tip -> read sensors -> gripper-width controller
            -> command the new width (if it changed) -> read sensors again -> next observation
            reward = dy while the edge is held, 0 when it is lost; terminal = lost; timeout = step limit reached
-    reset: robot.move_to_start -> grasp calibration -> read sensors -> first observation
+    reset: open the fingers -> robot.move_to_start -> grasp calibration -> read sensors -> first observation
 """
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -141,6 +141,7 @@ class ClothSlideTask:
     def reset(self):
         """Move to the start, calibrate the grasp; returns (observation, reading). GraspCalibrationError on failure."""
         self.done = True
+        self.robot.set_width(self.config.calibration.start_width_mm)  # let go of the cloth before moving away
         self.robot.move_to_start()
         self.calibration = calibrate_grasp(_CalibrationRig(self.robot), self.config.calibration, self.log)
         self.controller = GripperWidthController(self.config.gripper, self.calibration.width_mm)

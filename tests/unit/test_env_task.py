@@ -115,7 +115,7 @@ def test_reset_calibrates_and_observes():
     robot = ScriptedRobot()
     task = ClothSlideTask(CONFIG, robot)
     obs, reading = task.reset()
-    assert robot.commands[0] == ('start',) and robot.commands[1] == ('width', 4.0)
+    assert robot.commands[:3] == [('width', 4.0), ('start',), ('width', 4.0)]  # open, move, calibrate
     assert task.controller.width_mm == 4.0 and np.array_equal(obs, reading.observation())
 
 
