@@ -78,28 +78,34 @@ def run_episode(sim, env_config, policy, seed):
     controller = GripperWidthController(env_config.gripper, calibration.width_mm)
     tactile = sim.tactile_raw()
     ret = 0.0
+    physical_loss = None
     for step in range(env_config.max_steps):
         dy, dz = layout.action_to_step(policy(tactile, sim.tip_pose()))
         sim.move_tip(dy, dz)
+        if physical_loss is None and not sim.edge_held:
+            physical_loss = step + 1
         force = median_force(sim)
         tactile = sim.tactile_raw()
         decision = controller.update(tactile, force)
         sim.set_width(decision.width_mm)
         if decision.edge_lost:
-            return step + 1, ret, sim.lost_reason, step + 1
+            return step + 1, ret, sim.lost_reason, physical_loss
         ret += dy
-    return env_config.max_steps, ret, sim.lost_reason, None
+    return env_config.max_steps, ret, sim.lost_reason, physical_loss
 
 
 def summarise(name, results, max_steps):
     lengths = np.array([r[0] for r in results])
     returns = np.array([r[1] for r in results])
+    physical = [r[3] for r in results if r[3] is not None]
     reasons = {}
     for r in results:
         reasons[r[2]] = reasons.get(r[2], 0) + 1
-    print('%-28s steps mean %5.1f median %4.0f p90 %4.0f | full 70: %3.0f%% | return mean %.2f m | %s'
+    print('%-28s steps mean %5.1f median %4.0f p90 %4.0f | full 70: %3.0f%% | return mean %.2f m | '
+          'cloth actually lost at step %s | %s'
           % (name, lengths.mean(), np.median(lengths), np.percentile(lengths, 90),
-             100.0 * np.mean(lengths >= max_steps), returns.mean(), reasons))
+             100.0 * np.mean(lengths >= max_steps), returns.mean(),
+             '%.1f (mean)' % np.mean(physical) if physical else '-', reasons))
 
 
 def run_gym_env(policy_name, episodes, seed):
