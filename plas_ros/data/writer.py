@@ -179,8 +179,11 @@ def _fsync_path(path, directory=False):
         os.close(fd)
 
 
-def write_hdf5_atomically(path, arrays, attrs, fsync=True):
-    """Write `arrays` (key -> array, 'infos/x' keys make groups) and `attrs` to `path` atomically."""
+def write_hdf5_atomically(path, arrays, attrs, fsync=True, group_attrs=None):
+    """Write `arrays` (key -> array, 'infos/x' keys make groups) and `attrs` to `path` atomically.
+
+    `group_attrs` maps a group path to its attributes (the groups are created by the array keys).
+    """
     path = os.path.abspath(str(path))
     folder, name = os.path.split(path)
     tmp = os.path.join(folder, TMP_PREFIX % name + str(os.getpid()))
@@ -190,6 +193,9 @@ def write_hdf5_atomically(path, arrays, attrs, fsync=True):
                 f.attrs[key] = value
             for key, value in arrays.items():
                 f.create_dataset(key, data=value)
+            for group, values in (group_attrs or {}).items():
+                for key, value in values.items():
+                    f.require_group(group).attrs[key] = value
         if fsync:
             _fsync_path(tmp)
         os.replace(tmp, path)

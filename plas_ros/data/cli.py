@@ -1,0 +1,375 @@
+"""`python -m plas_ros.data`: info, validate, merge and export replay-buffer files.
+
+Every file is read through `plas_ros.data.loader.read_file` (the trainer's own reader), so a file this CLI
+accepts is a file the trainer accepts. Exit status: 0 fine, 1 a bad file or output (the message names the
+file, the key and the problem), 2 bad usage.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from plas_ros.data import schema
+from plas_ros.data.loader import load_datasets, read_file
+from plas_ros.data.writer import (
+    OutputError,
+    check_output_path,
+    obs_layout_json,
+    remove_stale_temporaries,
+    write_hdf5_atomically,
+)
+
+INFOS = schema.INFOS_GROUP + '/'
+EPISODE_IDS = INFOS + 'episode_ids'
+ERRORS = INFOS + 'errors'
+OPEN = 'open'  # the file ends without a terminal or timeout flag (foreign files only)
+D3RLPY_KEYS = ('observations', 'actions', 'rewards', 'terminals', 'timeouts')
+D3RLPY_SNIPPET = '''import numpy as np, d3rlpy
+d = np.load("{path}")
+dataset = d3rlpy.dataset.MDPDataset(d["observations"], d["actions"], d["rewards"], d["terminals"],
+                                     d["timeouts"])'''
+
+
+# -- episodes ----------------------------------------------------------------------------------------------
+def episode_slices(arrays):
+    """Episodes as row slices: each ends at a terminal or timeout, the last also at the end of the file."""
+    n = len(arrays['rewards'])
+    ends = np.asarray(arrays['terminals'], bool) | np.asarray(arrays['timeouts'], bool)
+    stops = list(np.flatnonzero(ends) + 1)
+    if n and (not stops or stops[-1] != n):
+        stops.append(n)
+    starts = [0] + stops[:-1]
+    return [slice(int(a), int(b)) for a, b in zip(starts, stops)]
+
+
+def episode_outcome(arrays, rows):
+    if ERRORS in arrays and np.asarray(arrays[ERRORS][rows], bool).any():
+        return 'error'
+    if arrays['terminals'][rows][-1]:
+        return 'terminal'
+    return 'timeout' if arrays['timeouts'][rows][-1] else OPEN
+
+
+def summarize(path):
+    """A dict describing one file: transitions, episodes by outcome, returns, success rate, attributes."""
+    arrays, attrs = read_file(path)
+    slices = episode_slices(arrays)
+    outcomes = [episode_outcome(arrays, rows) for rows in slices]
+    returns = np.array([float(np.sum(arrays['rewards'][rows])) for rows in slices])
+    lengths = np.array([rows.stop - rows.start for rows in slices])
+    counts = {name: outcomes.count(name) for name in ('timeout', 'terminal', 'error', OPEN)}
+    return {
+        'file': str(path), 'transitions': int(len(arrays['rewards'])), 'episodes': len(slices),
+        'obs_dim': int(arrays['observations'].shape[1]), 'act_dim': int(arrays['actions'].shape[1]),
+        'outcomes': counts,
+        # Success: the edge was held until the time limit without a fault (an error is never a success).
+        'success_rate': counts['timeout'] / len(slices) if slices else 0.0,
+        'return_mean': float(returns.mean()) if slices else 0.0,
+        'return_min': float(returns.min()) if slices else 0.0,
+        'return_max': float(returns.max()) if slices else 0.0,
+        'length_mean': float(lengths.mean()) if slices else 0.0,
+        'infos': sorted(key[len(INFOS):] for key in arrays if key.startswith(INFOS)),
+        'attrs': {key: _jsonable(value) for key, value in attrs.items()},
+    }
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+# -- validation --------------------------------------------------------------------------------------------
+def validate(path, obs_dim=None, act_dim=None):
+    """Raise DatasetError on the first problem; return (arrays, attrs).
+
+    Every file: the loader's checks (keys, shapes, rows, finite values, 0/1 flags, actions within the
+    declared bounds). Recorder files (with a schema_version attribute) also: version, next_observations,
+    every infos/* column with its shape and dtype, one block of rows per episode id ending in exactly one
+    terminal/timeout, error flags uniform within an episode, and an observation layout covering obs_dim.
+    """
+    if not os.path.isfile(str(path)):
+        raise schema.DatasetError(path, None, 'no such file')
+    arrays, attrs = read_file(path)
+    schema.check_arrays(path, arrays, obs_dim, act_dim)
+    if len(arrays['rewards']):
+        load_datasets([path])  # the action-bounds check, exactly as training will do it
+    if schema.ATTR_SCHEMA_VERSION in attrs:
+        _validate_recorder_file(path, arrays, attrs)
+    return arrays, attrs
+
+
+def _validate_recorder_file(path, arrays, attrs):
+    version = attrs[schema.ATTR_SCHEMA_VERSION]
+    if not isinstance(version, (int, np.integer)) or not 1 <= int(version) <= schema.SCHEMA_VERSION:
+        raise schema.DatasetError(path, schema.ATTR_SCHEMA_VERSION, 'unknown schema version %r (this code reads '
+                                  'up to %d)' % (version, schema.SCHEMA_VERSION))
+    if 'next_observations' not in arrays:
+        raise schema.DatasetError(path, 'next_observations', 'missing (the recorder always writes it)')
+    n = len(arrays['rewards'])
+    for name, (shape, dtype) in schema.RECORDER_INFOS.items():
+        key = INFOS + name
+        if key not in arrays:
+            raise schema.DatasetError(path, key, 'missing (the recorder always writes it)')
+        if arrays[key].shape != (n,) + shape or arrays[key].dtype != np.dtype(dtype):
+            raise schema.DatasetError(path, key, 'shape %s dtype %s, expected %s %s' % (
+                arrays[key].shape, arrays[key].dtype, (n,) + shape, np.dtype(dtype)))
+    _validate_episodes(path, arrays)
+    _validate_layout(path, attrs, arrays['observations'].shape[1])
+
+
+def _validate_episodes(path, arrays):
+    ids = arrays[EPISODE_IDS]
+    ends = np.asarray(arrays['terminals'], bool) | np.asarray(arrays['timeouts'], bool)
+    if len(ids) and not ends[-1]:
+        raise schema.DatasetError(path, 'timeouts', 'the last row ends no episode (neither terminal nor timeout)')
+    for index, rows in enumerate(episode_slices(arrays)):
+        block = ids[rows]
+        if (block != index).any():
+            row = rows.start + int(np.flatnonzero(block != index)[0])
+            raise schema.DatasetError(path, EPISODE_IDS, 'row %d has episode id %d, expected %d (episodes must be '
+                                      'consecutive blocks numbered from 0)' % (row, ids[row], index))
+        errors = arrays[ERRORS][rows]
+        if errors.any() and not errors.all():
+            raise schema.DatasetError(path, ERRORS, 'episode %d is flagged as an error on some rows only' % index)
+
+
+def _validate_layout(path, attrs, obs_dim):
+    text = attrs.get(schema.ATTR_OBS_LAYOUT, '')
+    if not text:
+        return
+    try:
+        stop = max(int(item[2]) for item in json.loads(text))
+    except (ValueError, TypeError, IndexError) as exc:
+        raise schema.DatasetError(path, schema.ATTR_OBS_LAYOUT, 'not a JSON list of [name, start, stop] (%s)'
+                                  % exc) from exc
+    if stop != obs_dim:
+        raise schema.DatasetError(path, schema.ATTR_OBS_LAYOUT, 'covers %d values, observations have %d'
+                                  % (stop, obs_dim))
+
+
+# -- merge -------------------------------------------------------------------------------------------------
+def _close_last_episode(arrays):
+    """A file that ends without a flag ends with a truncation (as the loader reads it): flag it a timeout."""
+    if len(arrays['rewards']) and not (arrays['terminals'][-1] or arrays['timeouts'][-1]):
+        arrays['timeouts'] = np.array(arrays['timeouts'], bool)
+        arrays['timeouts'][-1] = True
+    return arrays
+
+
+def merge(paths, out, force=False):
+    """Concatenate validated files into `out` (written atomically); returns its summary."""
+    if len(paths) < 2:
+        raise ValueError('merge needs at least two input files')
+    check_output_path(out, append=force)
+    parts = [validate(path) for path in paths]
+    dims = {(a['observations'].shape[1], a['actions'].shape[1]) for a, _ in parts}
+    if len(dims) != 1:
+        raise schema.DatasetError(out, 'observations', 'inputs differ in (obs_dim, act_dim): %s'
+                                  % ', '.join('%s %s' % (p, (a['observations'].shape[1], a['actions'].shape[1]))
+                                              for p, (a, _) in zip(paths, parts)))
+    keys = set.intersection(*(set(a) for a, _ in parts)) | set(schema.REQUIRED_KEYS)
+    dropped = sorted(set.union(*(set(a) for a, _ in parts)) - keys)
+    if dropped:
+        print('merge: not in every input, left out: %s' % ', '.join(dropped), file=sys.stderr)
+    columns = {key: [] for key in keys if key != EPISODE_IDS}
+    episode_ids, next_id = [], 0
+    for arrays, _ in parts:
+        arrays = _close_last_episode(dict(arrays))
+        for key in columns:
+            columns[key].append(arrays[key])
+        for rows in episode_slices(arrays):
+            episode_ids.append(np.full(rows.stop - rows.start, next_id, np.int64))
+            next_id += 1
+    merged = {key: np.concatenate(values) for key, values in columns.items()}
+    merged[EPISODE_IDS] = np.concatenate(episode_ids)
+    write_hdf5_atomically(out, merged, _merged_attrs(paths, [attrs for _, attrs in parts], merged))
+    remove_stale_temporaries(out)
+    return summarize(out)
+
+
+def _merged_attrs(paths, attr_list, merged):
+    act_dim = merged['actions'].shape[1]
+    layouts = {str(a.get(schema.ATTR_OBS_LAYOUT, '')) for a in attr_list} - {''}
+    if len(layouts) > 1:
+        raise schema.DatasetError(paths[0], schema.ATTR_OBS_LAYOUT, 'inputs declare different observation '
+                                  'layouts: %s' % ' vs '.join(sorted(layouts)))
+    bounds = [load_datasets([p]) for p in paths]
+    attrs = {
+        schema.ATTR_SOURCE: _unique_join([a.get(schema.ATTR_SOURCE, '') for a in attr_list], '+'),
+        schema.ATTR_POLICY: _unique_join([a.get(schema.ATTR_POLICY, '') for a in attr_list], ' + '),
+        schema.ATTR_CONFIG: '\n'.join('# --- from %s ---\n%s' % (p, a.get(schema.ATTR_CONFIG, ''))
+                                      for p, a in zip(paths, attr_list)),
+        schema.ATTR_ACTION_LOW: np.min([b.action_low for b in bounds], axis=0).reshape(act_dim),
+        schema.ATTR_ACTION_HIGH: np.max([b.action_high for b in bounds], axis=0).reshape(act_dim),
+        schema.ATTR_OBS_LAYOUT: layouts.pop() if layouts else '',
+    }
+    recorder_keys = {INFOS + name for name in schema.RECORDER_INFOS} | {'next_observations'}
+    if recorder_keys <= set(merged):  # every input was a recorder file: the merge is one too
+        attrs[schema.ATTR_SCHEMA_VERSION] = schema.SCHEMA_VERSION
+    return attrs
+
+
+def _unique_join(values, separator):
+    seen = []
+    for value in values:
+        for part in str(value).split(separator):
+            part = part.strip()
+            if part and part not in seen:
+                seen.append(part)
+    return separator.join(seen)
+
+
+# -- export ------------------------------------------------------------------------------------------------
+def _exportable(path, exclude_errors):
+    arrays, attrs = validate(path)
+    if not len(arrays['rewards']):
+        raise schema.DatasetError(path, 'observations', 'file holds no transitions: nothing to export')
+    arrays = _close_last_episode(dict(arrays))
+    slices = episode_slices(arrays)
+    if exclude_errors:
+        slices = [rows for rows in slices if episode_outcome(arrays, rows) != 'error']
+    return arrays, attrs, slices
+
+
+def export_d3rlpy(path, out, exclude_errors=False):
+    """The five arrays `d3rlpy.dataset.MDPDataset` takes, as .npz (or .h5); returns the loader snippet."""
+    arrays, _, slices = _exportable(path, exclude_errors)
+    rows = np.concatenate([np.arange(s.start, s.stop) for s in slices]) if slices else np.zeros(0, int)
+    data = {key: np.asarray(arrays[key])[rows] for key in D3RLPY_KEYS}
+    data['terminals'] = data['terminals'].astype(np.float32)
+    data['timeouts'] = data['timeouts'].astype(np.float32)
+    check_output_path(out, append=True)
+    if str(out).endswith('.npz'):
+        _save_npz_atomically(out, data)
+    else:
+        write_hdf5_atomically(out, data, {})
+    return D3RLPY_SNIPPET.format(path=out)
+
+
+def _save_npz_atomically(out, data):
+    tmp = '%s.tmp-%d.npz' % (out, os.getpid())
+    try:
+        np.savez(tmp, **data)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _layout_segments(attrs, obs_dim):
+    try:
+        segments = [(str(name), int(a), int(b)) for name, a, b in json.loads(attrs.get(schema.ATTR_OBS_LAYOUT, ''))]
+    except (ValueError, TypeError):
+        return [('flat', 0, obs_dim)]
+    return segments if segments and max(b for _, _, b in segments) == obs_dim else [('flat', 0, obs_dim)]
+
+
+def export_robomimic(path, out, exclude_errors=False):
+    """robomimic-style HDF5: data/demo_<i>/{obs/<key>, next_obs/<key>, actions, rewards, dones} per episode.
+
+    obs keys are the segments of the file's observation layout (else one 'flat' key); `dones` marks true
+    MDP ends (terminals) so a timeout bootstraps; each demo's attributes give num_samples and the outcome.
+    """
+    arrays, attrs, slices = _exportable(path, exclude_errors)
+    obs = np.asarray(arrays['observations'])
+    next_obs = np.asarray(arrays.get('next_observations', obs))
+    segments = _layout_segments(attrs, obs.shape[1])
+    data, group_attrs = {}, {}
+    for i, rows in enumerate(slices):
+        demo = 'data/demo_%d' % i
+        for name, a, b in segments:
+            data['%s/obs/%s' % (demo, name)] = obs[rows, a:b]
+            data['%s/next_obs/%s' % (demo, name)] = next_obs[rows, a:b]
+        data[demo + '/actions'] = np.asarray(arrays['actions'][rows])
+        data[demo + '/rewards'] = np.asarray(arrays['rewards'][rows])
+        data[demo + '/dones'] = np.asarray(arrays['terminals'][rows]).astype(np.int64)
+        data[demo + '/timeouts'] = np.asarray(arrays['timeouts'][rows]).astype(np.int64)
+        group_attrs[demo] = {'num_samples': rows.stop - rows.start, 'outcome': episode_outcome(arrays, rows),
+                             'source_rows': np.array([rows.start, rows.stop], np.int64)}
+    env_args = {'env_name': 'plas_ros/cloth_slide', 'type': 'plas_ros',
+                'env_kwargs': {key: _jsonable(attrs.get(key, '')) for key in (schema.ATTR_SOURCE, schema.ATTR_POLICY)}}
+    group_attrs['data'] = {'total': int(sum(s.stop - s.start for s in slices)), 'env_args': json.dumps(env_args),
+                           'source_file': str(path), schema.ATTR_OBS_LAYOUT: attrs.get(
+                               schema.ATTR_OBS_LAYOUT, obs_layout_json([('flat', 0, obs.shape[1])]))}
+    check_output_path(out, append=True)
+    write_hdf5_atomically(out, data, {}, group_attrs=group_attrs)
+
+
+# -- command line ------------------------------------------------------------------------------------------
+def _print_info(summary):
+    print('%s' % summary['file'])
+    print('  transitions %d, episodes %d (timeout %d, terminal %d, error %d%s)' % (
+        summary['transitions'], summary['episodes'], summary['outcomes']['timeout'], summary['outcomes']['terminal'],
+        summary['outcomes']['error'], ', unfinished %d' % summary['outcomes'][OPEN] if summary['outcomes'][OPEN]
+        else ''))
+    print('  success rate %.3f (episodes that held the edge to the time limit without a fault)'
+          % summary['success_rate'])
+    print('  return mean %.4f min %.4f max %.4f; mean length %.1f' % (
+        summary['return_mean'], summary['return_min'], summary['return_max'], summary['length_mean']))
+    print('  obs_dim %d, act_dim %d; infos: %s' % (summary['obs_dim'], summary['act_dim'],
+                                                  ', '.join(summary['infos']) or '-'))
+    for key, value in sorted(summary['attrs'].items()):
+        text = str(value)
+        if '\n' in text or len(text) > 100:
+            text = '%d characters, first line: %s' % (len(text), text.splitlines()[0][:80] if text else '')
+        print('  attr %s: %s' % (key, text))
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog='python -m plas_ros.data', description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest='command', required=True)
+    info = sub.add_parser('info', help='episodes, transitions, returns, success rate, attributes')
+    info.add_argument('files', nargs='+')
+    info.add_argument('--json', action='store_true', help='one JSON object per file')
+    check = sub.add_parser('validate', help='exit non-zero naming the file, key and problem of a bad file')
+    check.add_argument('files', nargs='+')
+    check.add_argument('--obs-dim', type=int)
+    check.add_argument('--act-dim', type=int)
+    join = sub.add_parser('merge', help='concatenate files into a new one')
+    join.add_argument('files', nargs='+')
+    join.add_argument('-o', '--output', required=True)
+    join.add_argument('--force', action='store_true', help='replace an existing output file')
+    export = sub.add_parser('export', help='export to d3rlpy (.npz/.h5) or a robomimic-style HDF5 file')
+    export.add_argument('file')
+    export.add_argument('--format', choices=('d3rlpy', 'robomimic'), required=True)
+    export.add_argument('-o', '--output', required=True)
+    export.add_argument('--exclude-errors', action='store_true', help='leave out episodes that ended on a fault')
+    return parser
+
+
+def run(args):
+    if args.command == 'info':
+        for path in args.files:
+            summary = summarize(path)
+            print(json.dumps(summary)) if args.json else _print_info(summary)
+    elif args.command == 'validate':
+        for path in args.files:
+            arrays, _ = validate(path, args.obs_dim, args.act_dim)
+            print('%s: valid (%d transitions, %d episodes)' % (path, len(arrays['rewards']),
+                                                               len(episode_slices(arrays))))
+    elif args.command == 'merge':
+        summary = merge(args.files, args.output, args.force)
+        print('%s: %d transitions, %d episodes from %d files' % (args.output, summary['transitions'],
+                                                                 summary['episodes'], len(args.files)))
+    elif args.command == 'export':
+        if args.format == 'd3rlpy':
+            print('wrote %s; load it with:\n%s' % (args.output, export_d3rlpy(args.file, args.output,
+                                                                               args.exclude_errors)))
+        else:
+            export_robomimic(args.file, args.output, args.exclude_errors)
+            print('wrote %s (robomimic-style, one group per episode under data/)' % args.output)
+    return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (schema.DatasetError, OutputError, ValueError, OSError) as exc:
+        print('error: %s' % exc, file=sys.stderr)
+        return 1
