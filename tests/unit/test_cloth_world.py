@@ -1,0 +1,58 @@
+"""The simulated world process: CLI parsing, the shared cloth behind the device hooks, and one full start."""
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+
+from plas_ros.sim.world import SimWorld, parse_args
+
+
+def test_cli_ignores_ros_remapping_arguments():
+    args = parse_args(['--wsg-port', '1234', '__name:=sim_world', '--arm-port', '99', '__log:=/tmp/x.log',
+                       '--dsa-link', '/tmp/l', '--seed', '4'])
+    assert (args.wsg_port, args.arm_port, args.dsa_link, args.seed) == (1234, 99, '/tmp/l', 4)
+
+
+def test_device_hooks_share_one_cloth():
+    world = SimWorld(seed=2)
+    world.fingers.set_width(1.8)
+    assert world.cloth.width_mm == 1.8
+    assert world.fingers.part_width_mm() == world.cloth.part_width_mm() > 1.8
+    frame = world.tactile_frame()
+    assert frame.shape == (14, 6) and frame.dtype == np.uint16 and frame.max() > 100  # squeezed: contact
+    world.arm.move_tip(0.0, 0.1)  # the arm leaves the edge: the same cloth loses it
+    assert world.fingers.part_width_mm() is None and world.tactile_frame().max() < 40
+    world.arm.move_to_start()
+    assert world.cloth.edge_held and world.cloth.width_mm == 1.8
+
+
+def _port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_world_process_serves_all_three_devices(tmp_path):
+    from plas_ros.sim.arm import SimArmClient
+    link = str(tmp_path / 'dsa')
+    wsg_port, arm_port = _port(), _port()
+    proc = subprocess.Popen([sys.executable, '-m', 'plas_ros.sim.world', '--wsg-port', str(wsg_port),
+                             '--arm-port', str(arm_port), '--dsa-link', link, '--seed', '1', '__name:=w'],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = proc.stdout.readline()
+        if 'sim world up' not in line:
+            proc.wait(10)
+            raise AssertionError('the world did not start:\n' + line + proc.stdout.read())
+        assert os.path.islink(link) and os.path.exists(os.path.realpath(link))
+        with socket.create_connection(('127.0.0.1', wsg_port), timeout=5):
+            pass
+        client = SimArmClient('127.0.0.1', arm_port)
+        assert client.move_tip(0.01, 0.0).pose[1] > client.move_to_start()[1]
+        client.close()
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and 'sim world stopped' in out
