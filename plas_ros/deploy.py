@@ -135,8 +135,11 @@ class SafetyGate:
         """Why this observation must get no action, or None. `stamp_s` 0 means the stamp was never set."""
         if len(data) != self.obs_dim:
             return WRONG_SIZE
-        if not np.all(np.isfinite(data)):
+        if not np.isfinite(data).all():
             return NOT_FINITE
+        return self.check_stamp(stamp_s, now_s)
+
+    def check_stamp(self, stamp_s, now_s):
         if stamp_s <= 0.0:
             return NO_STAMP
         age = now_s - stamp_s
@@ -169,10 +172,15 @@ class InferenceCore:
 
     def decide(self, data, stamp_s, now_s):
         """Decide for one observation `data` (sequence of floats) stamped at `stamp_s` (s), seen at `now_s`."""
-        reason = self.gate.blocking_reason() or self.gate.check_observation(data, stamp_s, now_s)
+        reason = self.gate.blocking_reason()
         if reason:
             return Decision(None, reason)
-        self._obs[:] = data
+        if len(data) != self.gate.obs_dim:
+            return Decision(None, WRONG_SIZE)
+        self._obs[:] = data  # one conversion; a float beyond float32's range becomes inf and is refused below
+        reason = self.gate.check_observation(self._obs, stamp_s, now_s)
+        if reason:
+            return Decision(None, reason)
         raw = np.asarray(self.policy.act(self._obs), dtype=np.float32).reshape(-1)
         if raw.shape != self.gate.action_low.shape or not np.all(np.isfinite(raw)):
             return Decision(None, POLICY_NOT_FINITE)

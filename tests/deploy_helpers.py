@@ -42,3 +42,13 @@ def train_tiny_checkpoint(out_dir, steps=20, vae_steps=20):
         raise RuntimeError('training the test checkpoint failed:\n%s\n%s' % (result.stdout[-2000:],
                                                                            result.stderr[-4000:]))
     return checkpoint
+
+
+_SESSION_CHECKPOINT = []
+
+
+def session_checkpoint(tmp_path_factory):
+    """One trained checkpoint per test process, shared by the deployment test modules."""
+    if not _SESSION_CHECKPOINT:
+        _SESSION_CHECKPOINT.append(train_tiny_checkpoint(str(tmp_path_factory.mktemp('deploy_ckpt'))))
+    return _SESSION_CHECKPOINT[0]

@@ -8,6 +8,7 @@ import sys
 import threading
 
 import rospy
+import yaml
 from std_msgs.msg import Empty, String
 from std_srvs.srv import SetBool, SetBoolResponse, Trigger, TriggerResponse
 
@@ -38,6 +39,8 @@ class InferenceNode:
     def __init__(self, core, config, episodes=0):
         self.core = core
         self.episodes = int(episodes)  # > 0: shut down after this many episodes ended
+        import torch
+        self.inference_mode = torch.inference_mode
         self.gate = core.gate
         self.returns = deploy.EpisodeReturns()
         self.dropped = ThrottledReasons(config.warn_period)
@@ -57,7 +60,8 @@ class InferenceNode:
 
     def on_observation(self, msg):
         stamp = msg.header.stamp
-        decision = self.core.decide(msg.data, stamp.to_sec(), rospy.get_time())
+        with self.inference_mode():  # grad mode is per thread: rospy calls back on its own threads
+            decision = self.core.decide(msg.data, stamp.to_sec(), rospy.get_time())
         if decision.action is None:
             self.dropped.report(decision.reason)
             return
@@ -122,8 +126,14 @@ def read_params():
 
 
 def _optional_param(name):
+    """A bound given as a number, a list, or the text of either (roslaunch <param> passes "[a, b]" as text)."""
     value = rospy.get_param(name, None)
-    return None if value in (None, '') else value
+    if isinstance(value, str):
+        try:
+            value = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as error:
+            raise ValueError('%s: cannot read %r as a number or a list (%s)' % (name, value, error)) from None
+    return value
 
 
 def build_core(config, checkpoint, enabled, bounds):

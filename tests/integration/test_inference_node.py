@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 from conftest import REPO_ROOT, ManagedProcess, wait_for
-from deploy_helpers import train_tiny_checkpoint
+from deploy_helpers import session_checkpoint
 
 from plas_ros.env import layout
 
@@ -21,7 +21,7 @@ QUIET = 0.4  # s to wait for an action that must not come (the node answers in a
 
 @pytest.fixture(scope='session')
 def checkpoint(tmp_path_factory):
-    return train_tiny_checkpoint(str(tmp_path_factory.mktemp('deploy_ckpt')))
+    return session_checkpoint(tmp_path_factory)
 
 
 @pytest.fixture(scope='session')
