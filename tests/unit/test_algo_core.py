@@ -1,0 +1,158 @@
+"""Unit tests of the shared pieces and of each algorithm's contract: target formula, bounds, phases, seeds."""
+import numpy as np
+import pytest
+import torch
+
+from plas_ros.algos.config import ALGOS, load_config
+from plas_ros.algos.nets import FusedAdam, StackedMLP, soft_clipped_double_q, td_target, twin_critic_loss
+from plas_ros.algos.registry import build_algorithm
+from plas_ros.algos.trainer import Trainer, TransitionSampler
+from plas_ros.data.loader import Dataset
+
+LOW = np.array([-0.5, 0.0, -2.0], np.float32)
+HIGH = np.array([0.5, 3.0, -1.0], np.float32)
+
+
+def small_cfg(algo, **kw):
+    values = dict(algo=algo, actor_hidden=[16, 16], critic_hidden=[16, 16], vae_hidden=[16, 16], batch_size=32,
+                  vae_steps=20, steps=20, log_every=10, bcq_act_samples=8, bcq_target_samples=4)
+    values.update(kw)
+    return load_config(None, **values)
+
+
+def random_dataset(n=300, obs_dim=5, low=LOW, high=HIGH, seed=0):
+    rng = np.random.default_rng(seed)
+    ends = np.zeros(n, bool)
+    ends[19::20] = True
+    obs = rng.normal(size=(n, obs_dim)).astype(np.float32)
+    return Dataset(observations=obs, actions=rng.uniform(low, high, (n, len(low))).astype(np.float32),
+                   rewards=rng.normal(size=n).astype(np.float32), next_observations=np.roll(obs, -1, 0),
+                   terminals=ends.copy(), timeouts=np.zeros(n, bool), episode_ends=ends, has_next=np.ones(n, bool),
+                   action_low=low, action_high=high)
+
+
+def test_soft_clipped_double_q_and_td_target_formula():
+    q1, q2 = torch.tensor([1.0, 5.0]), torch.tensor([3.0, 2.0])
+    lmbda = 0.75
+    expected_soft = torch.tensor([0.75 * 1 + 0.25 * 3, 0.75 * 2 + 0.25 * 5])
+    assert torch.allclose(soft_clipped_double_q(q1, q2, lmbda), expected_soft)
+    assert torch.allclose(soft_clipped_double_q(q1, q2, 1.0), torch.minimum(q1, q2))
+    reward, not_done = torch.tensor([0.5, -1.0]), torch.tensor([1.0, 0.0])  # the second transition is terminal
+    y = td_target(reward, not_done, 0.99, q1, q2, lmbda)
+    assert torch.allclose(y, torch.tensor([0.5 + 0.99 * 1.5, -1.0]))
+
+
+def test_twin_critic_loss_is_sum_of_per_seed_mses():
+    q = torch.randn(2, 2, 7)
+    y = torch.randn(2, 7)
+    expected = sum(torch.mean((q[s, i] - y[s]) ** 2) for s in range(2) for i in range(2))
+    assert torch.allclose(twin_critic_loss(q, y), expected)
+
+
+def test_fused_adam_matches_torch_adam():
+    torch.manual_seed(0)
+    a = torch.nn.Parameter(torch.randn(3, 4))
+    b = torch.nn.Parameter(a.detach().clone())
+    ours, reference = FusedAdam([a], lr=1e-2), torch.optim.Adam([b], lr=1e-2)
+    for _ in range(5):
+        grad = torch.randn(3, 4)
+        a.grad, b.grad = grad.clone(), grad.clone()
+        ours.step()
+        reference.step()
+    assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_stacked_members_are_independent():
+    """A member's output and gradient depend only on its own weights and inputs (seeds do not mix)."""
+    net = StackedMLP(2, (3, 2), [8], 1)
+    net.reset_parameters([torch.Generator().manual_seed(s) for s in (1, 2)])
+    x, a = torch.randn(2, 4, 3), torch.randn(2, 4, 2)
+    grads = []
+    for member1_input in (x[1], torch.randn(4, 3) * 100):
+        net.zero_grad()
+        out = net(torch.stack([x[0], member1_input]), a)
+        out[0].sum().backward()
+        grads.append((out[0].detach(), net.input_weights[0].grad.clone()))
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1][0], grads[1][1][0])
+    assert (grads[0][1][0] != 0).any() and (grads[0][1][1] == 0).all()
+
+
+@pytest.mark.parametrize('algo', ALGOS)
+def test_actions_always_within_dataset_bounds(algo):
+    algorithm = build_algorithm(small_cfg(algo), 5, 3, LOW, HIGH, seeds=[0, 1])
+    obs = torch.randn(2, 64, 5) * 1000.0  # extreme inputs saturate every tanh
+    actions = algorithm.act(obs)
+    assert actions.shape == (2, 64, 3)
+    assert (actions >= torch.from_numpy(LOW)).all() and (actions <= torch.from_numpy(HIGH)).all()
+
+
+@pytest.mark.parametrize('algo', ['plas', 'plas_p'])
+def test_latent_actions_limited_by_max_latent_action(algo):
+    algorithm = build_algorithm(small_cfg(algo, max_latent_action=1.5), 5, 3, LOW, HIGH)
+    z = algorithm.actor(torch.randn(1, 64, 5) * 1000.0, algorithm.cvae.decode)[1]
+    assert z.abs().max() <= 1.5 + 1e-6 and z.shape[-1] == 6  # latent size = 2 x action size
+
+
+def snapshot(module):
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def changed(before, module):
+    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+
+@pytest.mark.parametrize('algo', ['plas', 'plas_p'])
+def test_two_phases_cvae_then_policy_with_frozen_decoder(algo, tmp_path):
+    trainer = Trainer(small_cfg(algo, steps=0), random_dataset(), [0], [str(tmp_path)], progress=False,
+                      tensorboard=False)
+    algorithm = trainer.algorithm
+    cvae0, actor0, critic0 = snapshot(algorithm.cvae), snapshot(algorithm.actor), snapshot(algorithm.critic)
+    trainer.run()  # phase 1 only
+    assert changed(cvae0, algorithm.cvae)
+    assert not changed(actor0, algorithm.actor) and not changed(critic0, algorithm.critic)
+    cvae1 = snapshot(algorithm.cvae)
+    sampler = TransitionSampler(trainer.dataset, 1, 32)
+    for _ in range(5):
+        algorithm.update(sampler.transitions())
+    assert not changed(cvae1, algorithm.cvae)
+    assert changed(actor0, algorithm.actor) and changed(critic0, algorithm.critic)
+
+
+def test_soft_target_update_moves_targets_by_tau():
+    algorithm = build_algorithm(small_cfg('plas', tau=0.1), 5, 3, LOW, HIGH)
+    algorithm.freeze_cvae()
+    target0, critic0 = snapshot(algorithm.critic_target), snapshot(algorithm.critic)
+    algorithm.update(TransitionSampler(random_dataset(), 1, 32).transitions())
+    for t0, c0, t1, c1 in zip(target0, critic0, algorithm.critic_target.parameters(), algorithm.critic.parameters()):
+        assert torch.allclose(t1, 0.9 * t0 + 0.1 * c1, atol=1e-6)
+        assert not torch.equal(c0, c1)
+
+
+@pytest.mark.parametrize('algo', ALGOS)
+def test_every_algorithm_trains_finite_and_logs(algo, tmp_path):
+    trainer = Trainer(small_cfg(algo), random_dataset(), [3, 4], [str(tmp_path / 'a'), str(tmp_path / 'b')],
+                      progress=False, tensorboard=False)
+    summary = trainer.run()
+    assert summary['last_stats'] and all(np.isfinite(v).all() for v in summary['last_stats'].values())
+    assert (tmp_path / 'a' / 'model.pt').exists() and (tmp_path / 'b' / 'config.yaml').exists()
+
+
+def test_config_rejects_unknown_keys_and_bad_values(tmp_path):
+    preset = tmp_path / 'p.yaml'
+    preset.write_text('batch_sise: 10\n')
+    with pytest.raises(ValueError, match='unknown keys batch_sise'):
+        load_config(str(preset))
+    with pytest.raises(ValueError, match='lmbda'):
+        load_config(None, lmbda=1.5)
+    with pytest.raises(ValueError, match='algo'):
+        load_config(None, algo='cql')
+
+
+def test_presets_hold_the_papers_values():
+    robot = load_config('config/train_robot.yaml')
+    assert (robot.actor_hidden, robot.batch_size, robot.lmbda, robot.vae_steps, robot.steps) == \
+        ([64, 64], 256, 0.75, 15000, 2400)
+    assert (robot.actor_lr, robot.critic_lr, robot.vae_lr, robot.max_latent_action) == (3e-4, 3e-4, 1e-4, 2.0)
+    mujoco = load_config('config/train_mujoco.yaml')
+    assert (mujoco.critic_hidden, mujoco.vae_hidden, mujoco.batch_size, mujoco.actor_lr, mujoco.critic_lr) == \
+        ([400, 300], [750, 750], 100, 1e-4, 1e-3)
