@@ -231,6 +231,7 @@ class ReplayWriter:
         self._pending: List[EpisodeSummary] = []
         self.episodes = 0
         self.committed_episodes = 0
+        self.committed_transitions = 0
         if obs_layout is None:
             obs_layout = obs_layout_json() if self.obs_dim == layout.OBS_DIM else ''
         self.attrs = {
@@ -253,6 +254,7 @@ class ReplayWriter:
         self._columns.append({key: arrays[key] for key in self._columns.specs}, n)
         ids = arrays['%s/episode_ids' % schema.INFOS_GROUP]
         self.episodes = self.committed_episodes = int(ids.max()) + 1 if n else 0
+        self.committed_transitions = n
         self.attrs[schema.ATTR_POLICY] = _joined(attrs.get(schema.ATTR_POLICY, ''), self.attrs[schema.ATTR_POLICY],
                                                  ' + ')
         self.attrs[schema.ATTR_CONFIG] = _joined(attrs.get(schema.ATTR_CONFIG, ''), self.attrs[schema.ATTR_CONFIG],
@@ -332,6 +334,7 @@ class ReplayWriter:
             write_hdf5_atomically(self.path, arrays, attrs, fsync=self.fsync)
             with self._lock:
                 del self._pending[:len(pending)]
+                self.committed_transitions = len(arrays['rewards'])
                 self.committed_episodes = pending[-1].index + 1 if pending else self.committed_episodes
             return pending
 
@@ -564,5 +567,7 @@ class BackgroundCommitter:
         """Commit whatever is queued, then stop the thread; returns True when it finished in time."""
         self._closing = True
         self._wake.set()
+        if threading.current_thread() is self._thread:  # closed from on_committed: the loop ends by itself
+            return True
         self._thread.join(timeout)
         return not self._thread.is_alive()

@@ -1,0 +1,119 @@
+"""recorder node: writes /cloth/transition into a crash-safe HDF5 replay buffer (plas_ros.data.writer).
+
+Keeps the transitions of each episode in memory and commits the episode to the file when its terminal,
+timeout or error transition arrives (error episodes are kept, flagged in infos/errors). A commit replaces
+the file atomically in a background thread, so a SIGKILL at any moment leaves a valid file holding every
+committed episode. Exits by itself after ~episodes episodes (0 = until stopped).
+"""
+import math
+import sys
+import threading
+
+import numpy as np
+import rospy
+from std_msgs.msg import UInt32
+
+from plas_ros.data.writer import BackgroundCommitter, EpisodeWriter, OutputError, ReplayWriter, Step
+from plas_ros.msg import Transition
+
+PARAMS = (('output', ''), ('episodes', 0), ('source', 'sim'), ('policy', ''), ('config_text', ''), ('append', True),
+          ('queue_size', 10000), ('min_free_mb', 100.0), ('fsync', True))
+
+
+def step_from_msg(msg):
+    stamp = msg.header.stamp.to_sec()
+    return Step(
+        episode=int(msg.episode), step=int(msg.step), observation=np.asarray(msg.observation, np.float32),
+        action=np.asarray(msg.action, np.float32), reward=float(msg.reward),
+        next_observation=np.asarray(msg.next_observation, np.float32), terminal=bool(msg.terminal),
+        timeout=bool(msg.timeout), error=bool(msg.error), timestamp=stamp if stamp > 0 else math.nan,
+        gripper_width=float(msg.gripper_width), gripper_adjustment=int(msg.gripper_adjustment),
+        tactile_raw=np.asarray(msg.tactile_raw, np.float64), force_raw=np.asarray(msg.force_raw, np.float64),
+        tip_pose=np.asarray(msg.tip_pose, np.float64), error_message=msg.error_message)
+
+
+class RecorderNode:
+    def __init__(self, params):
+        self.target = int(params['episodes'])
+        self.replay = ReplayWriter(params['output'], source=params['source'], policy=params['policy'],
+                                   config_text=params['config_text'], append=bool(params['append']),
+                                   min_free_bytes=int(float(params['min_free_mb']) * 1e6),
+                                   fsync=bool(params['fsync']))
+        self.replay.commit()  # the file exists (and validates) before the first transition
+        self._lock = threading.Lock()
+        self.handed_over = 0  # episodes ended (submitted for commit, or empty error episodes)
+        self.committed = 0
+        self._stopping = False
+        self.committed_pub = rospy.Publisher('~committed', UInt32, queue_size=1, latch=True)
+        self.committed_pub.publish(UInt32(0))
+        self.committer = BackgroundCommitter(self.replay, on_committed=self.on_committed, on_error=self.on_error)
+        self.episodes = EpisodeWriter(self.replay, sink=self.submit, log=rospy.logwarn)
+        rospy.on_shutdown(self.shutdown)
+        self.sub = rospy.Subscriber('/cloth/transition', Transition, self.on_transition,
+                                    queue_size=int(params['queue_size']), buff_size=2 ** 24)
+        rospy.loginfo('recorder: writing %s (%s; %d episodes already in it), %s', self.replay.path,
+                      'appending' if self.replay.episodes else 'new file', self.replay.episodes,
+                      'until stopped' if self.target <= 0 else '%d episodes' % self.target)
+
+    def on_transition(self, msg):
+        with self._lock:
+            if self._stopping or self._target_reached():
+                return
+            empty_before = self.episodes.counts.empty_errors
+            self.episodes.add(step_from_msg(msg))
+            self.handed_over += self.episodes.counts.empty_errors - empty_before
+        self._maybe_finish()
+
+    def submit(self, arrays, source_episode, missing_steps):
+        summary = self.committer.submit(arrays, source_episode, missing_steps)
+        self.handed_over += 1
+        return summary
+
+    def _target_reached(self):
+        return self.target > 0 and self.handed_over >= self.target
+
+    def on_committed(self, summaries):
+        for s in summaries:
+            rospy.loginfo('recorder: committed episode %d (publisher episode %d): %d steps, return %.4f, %s%s',
+                          s.index, s.source_episode, s.steps, s.ret, s.outcome,
+                          ', %d step(s) missing' % s.missing_steps if s.missing_steps else '')
+        self.committed += len(summaries)
+        rospy.loginfo('recorder: %s holds %d episodes, %d transitions', self.replay.path,
+                      self.replay.committed_episodes, self.replay.committed_transitions)
+        self.committed_pub.publish(UInt32(self.committed))
+        self._maybe_finish()
+
+    def on_error(self, exc):
+        rospy.logerr('recorder: commit failed (%s); %d episode(s) kept in memory, retrying',
+                     exc, self.replay.pending_episodes)
+
+    def _maybe_finish(self):
+        with self._lock:
+            done = self._target_reached() and not self.replay.pending_episodes
+        if done and not rospy.is_shutdown():
+            rospy.signal_shutdown('recorded %d episodes' % self.target)
+
+    def shutdown(self):
+        with self._lock:
+            self._stopping = True
+            lost = self.episodes.discard_open()
+        if lost:
+            rospy.logwarn('recorder: discarding %d transition(s) of the episode in progress', lost)
+        if not self.committer.close():
+            rospy.logerr('recorder: the last commit did not finish in time')
+        rospy.loginfo('recorder: stopped; %s holds %d episodes; transitions %s', self.replay.path,
+                      self.replay.committed_episodes, self.episodes.counts.as_dict())
+
+
+def main():
+    rospy.init_node('recorder')
+    params = {name: rospy.get_param('~' + name, default) for name, default in PARAMS}
+    if not params['output']:
+        rospy.logfatal('recorder: ~output (the HDF5 file to write) is required')
+        sys.exit(1)
+    try:
+        RecorderNode(params)
+    except (OutputError, ValueError, OSError) as exc:  # before collection starts: say so and fail the launch
+        rospy.logfatal('recorder: cannot record to %s: %s', params['output'], exc)
+        sys.exit(1)
+    rospy.spin()
