@@ -67,7 +67,8 @@ class InferenceNode:
             return
         action = Action(episode=msg.episode, step=msg.step, data=decision.action.tolist())
         action.header.stamp = stamp
-        self.action_pub.publish(action)
+        if self.gate.blocking_reason() is None:  # last look: a stop may have landed on another thread
+            self.action_pub.publish(action)
 
     def on_transition(self, msg):
         for episode in self.returns.add(msg.episode, msg.reward, msg.terminal, msg.timeout, msg.error):
