@@ -3,7 +3,8 @@
 Keeps the transitions of each episode in memory and commits the episode to the file when its terminal,
 timeout or error transition arrives (error episodes are kept, flagged in infos/errors). A commit replaces
 the file atomically in a background thread, so a SIGKILL at any moment leaves a valid file holding every
-committed episode. Exits by itself after ~episodes episodes (0 = until stopped).
+committed episode. Exits by itself after ~episodes complete episodes, those that ended by terminal or
+timeout; episodes that ended on a fault are written but not counted (0 = until stopped).
 """
 import math
 import sys
@@ -13,7 +14,7 @@ import numpy as np
 import rospy
 from std_msgs.msg import UInt32
 
-from plas_ros.data.writer import BackgroundCommitter, EpisodeWriter, OutputError, ReplayWriter, Step
+from plas_ros.data.writer import ERROR, BackgroundCommitter, EpisodeWriter, OutputError, ReplayWriter, Step
 from plas_ros.msg import Transition
 
 PARAMS = (('output', ''), ('episodes', 0), ('source', 'sim'), ('policy', ''), ('config_text', ''), ('append', True),
@@ -41,7 +42,7 @@ class RecorderNode:
                                    fsync=bool(params['fsync']))
         self.replay.commit()  # the file exists (and validates) before the first transition
         self._lock = threading.Lock()
-        self.handed_over = 0  # episodes ended (submitted for commit, or empty error episodes)
+        self.handed_over = 0  # complete (terminal/timeout) episodes submitted for commit
         self.committed = 0
         self._stopping = False
         self.committed_pub = rospy.Publisher('~committed', UInt32, queue_size=1, latch=True)
@@ -59,14 +60,12 @@ class RecorderNode:
         with self._lock:
             if self._stopping or self._target_reached():
                 return
-            empty_before = self.episodes.counts.empty_errors
             self.episodes.add(step_from_msg(msg))
-            self.handed_over += self.episodes.counts.empty_errors - empty_before
-        self._maybe_finish()
 
     def submit(self, arrays, source_episode, missing_steps):
         summary = self.committer.submit(arrays, source_episode, missing_steps)
-        self.handed_over += 1
+        if summary.outcome != ERROR:
+            self.handed_over += 1
         return summary
 
     def _target_reached(self):

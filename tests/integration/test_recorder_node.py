@@ -75,16 +75,17 @@ def test_records_episodes_and_exits_by_itself(rospy_node, processes, tmp_path):
         publish_episode(rec.pub, 0, 5, 'timeout')
         publish_episode(rec.pub, 1, 4, 'error')
         publish_episode(rec.pub, 2, 6, 'terminal')
-        publish_episode(rec.pub, 3, 3, 'timeout')  # beyond ~episodes: not recorded
+        publish_episode(rec.pub, 3, 2, 'timeout')  # the third complete episode (a fault does not count)
+        publish_episode(rec.pub, 4, 3, 'timeout')  # beyond ~episodes: not recorded
         assert rec.proc.wait(20) == 0, rec.proc.output
     finally:
         rec.close()
     arrays, attrs = cli.validate(output)
-    np.testing.assert_array_equal(np.bincount(arrays['infos/episode_ids']), [5, 3, 6])
-    np.testing.assert_array_equal(arrays['infos/errors'], [0] * 5 + [1] * 3 + [0] * 6)
+    np.testing.assert_array_equal(np.bincount(arrays['infos/episode_ids']), [5, 3, 6, 2])
+    np.testing.assert_array_equal(arrays['infos/errors'], [0] * 5 + [1] * 3 + [0] * 8)
     expected = transition(2, 3, 6)
     np.testing.assert_allclose(arrays['observations'][8 + 3], expected.observation, rtol=1e-6)
-    assert attrs['policy'] == 'test' and rec.committed == 3
+    assert attrs['policy'] == 'test' and rec.committed == 4
     assert 'committed episode 1 (publisher episode 1): 3 steps' in rec.proc.output
     assert 'sensor /dsa/frame stale' in rec.proc.output
 
