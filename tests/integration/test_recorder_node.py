@@ -85,7 +85,9 @@ def test_records_episodes_and_exits_by_itself(rospy_node, processes, tmp_path):
     np.testing.assert_array_equal(arrays['infos/errors'], [0] * 5 + [1] * 3 + [0] * 8)
     expected = transition(2, 3, 6)
     np.testing.assert_allclose(arrays['observations'][8 + 3], expected.observation, rtol=1e-6)
-    assert attrs['policy'] == 'test' and rec.committed == 4
+    assert attrs['policy'] == 'test'
+    assert 'committed episode 3 (publisher episode 3): 2 steps' in rec.proc.output
+    assert 'publisher episode 4' not in rec.proc.output
     assert 'committed episode 1 (publisher episode 1): 3 steps' in rec.proc.output
     assert 'sensor /dsa/frame stale' in rec.proc.output
 
