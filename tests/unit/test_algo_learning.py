@@ -7,12 +7,22 @@ best action inside the data's support is a = 0.9 (reward 1.4). Nothing is known 
 """
 import numpy as np
 import pytest
+import torch
 
 from plas_ros.algos.config import load_config
 from plas_ros.algos.trainer import Trainer
 from plas_ros.data.loader import Dataset
 
 SUPPORT_RIGHT = (0.5, 0.9)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The machine is shared: one torch thread avoids oversubscription (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def bimodal_dataset(n=2000, seed=0):
@@ -41,7 +51,6 @@ def train(algo, tmp_path, steps=1500):
                       tensorboard=False)
     trainer.run()
     states = np.random.default_rng(1).uniform(-1, 1, (200, 2)).astype(np.float32)
-    import torch
     return trainer.algorithm.act(torch.from_numpy(states)[None])[0, :, 0].numpy()
 
 
