@@ -169,6 +169,7 @@ def forward_alone(checkpoint, observations, threads):
     from plas_ros import deploy
     from plas_ros.policy import load_policy
     torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)  # as the inference node does
     policy = load_policy(checkpoint)
     arrays = [np.asarray(o, np.float32) for o in observations]
     with torch.inference_mode():

@@ -49,11 +49,10 @@ def test_deploy_records_its_episodes_with_the_policy_actions(roslaunch, checkpoi
     assert launch.wait(timeout=150) == 0, launch.output[-4000:]
     with h5py.File(output, 'r') as f:
         observations, actions = f['observations'][:], f['actions'][:]
-        ends = f['terminals'][:] | f['timeouts'][:] | f['infos/errors'][:]
-        acted = ~f['infos/errors'][:]  # a fault can end a step before its action is known
-        episode_ids = f['infos/episode_ids'][:]
+        complete_ends = f['terminals'][:] | f['timeouts'][:]
+        acted = ~f['infos/errors'][:]  # a fault can end a step before its action is known (written, not counted)
         assert f.attrs['source'] == 'sim'
-    assert len(np.unique(episode_ids)) == 2 and ends.sum() == 2 and ends[-1]
+    assert complete_ends.sum() == 2 and complete_ends[-1]
     assert acted.sum() >= len(acted) - 2
     policy = load_policy(checkpoint)
     expected = np.clip(policy.act(observations[acted]), policy.action_low, [1.0, 0.5])
