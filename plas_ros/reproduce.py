@@ -1,0 +1,166 @@
+"""Figure 3(c) of the PLAS paper reproduced in simulation: PLAS, PLAS+P, BC, offline TD3 and BCQ trained
+on one cloth-sliding dataset shaped like the paper's, evaluated during training in the simulator.
+
+    python -m plas_ros.reproduce --out out/reproduce            # the full run (minutes on 2 cores)
+    python -m plas_ros.reproduce --out /tmp/r --quick            # a smoke run with tiny budgets
+
+Writes into --out: dataset.h5, one checkpoint folder per algorithm and seed (with TensorBoard events),
+figure_3c.png (mean and spread of the evaluation return against training step, expert and behaviour
+levels as lines), results.md (the table) and results.json (every evaluation).
+"""
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+import numpy as np
+import yaml
+
+from plas_ros.algos.config import load_config
+from plas_ros.algos.evaluation import Evaluator
+from plas_ros.algos.trainer import Trainer, seed_dirs
+from plas_ros.collect import collect
+from plas_ros.data.loader import load_datasets
+from plas_ros.env.policies import ScheduleEntry, load_collect_config, make_policy
+from plas_ros.env.sim_env import make_env
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'config')
+LABELS = {'plas': 'PLAS', 'plas_p': 'PLAS+P', 'bc': 'BC', 'td3': 'Offline TD3', 'bcq': 'BCQ'}
+QUICK = {'behaviour_transitions': 600, 'expert_episodes': 2, 'seeds': [0, 1], 'steps': 60, 'vae_steps': 200,
+         'eval_every': 30, 'eval_episodes': 2}
+
+
+def load_plan(path, quick=False):
+    with open(path) as f:
+        plan = yaml.safe_load(f)
+    plan.setdefault('steps', None)
+    plan.setdefault('vae_steps', None)
+    plan.setdefault('eval_every', None)
+    plan.setdefault('eval_episodes', None)
+    if quick:
+        plan.update(QUICK)
+    return plan
+
+
+def build_dataset(path, plan, seed=0, progress=True):
+    """The paper-shaped dataset: a mediocre behaviour's buffer, then a few expert episodes."""
+    collect_config = load_collect_config()
+    behaviour = dataclasses.replace(collect_config, schedule=tuple(ScheduleEntry(**e) for e in plan['behaviour']))
+    collect(path, make_policy('schedule', config=behaviour, seed=seed), transitions=plan['behaviour_transitions'],
+            seed=seed, policy_name='behaviour', progress=progress)
+    collect(path, make_policy('expert', config=collect_config, seed=seed + 1), episodes=plan['expert_episodes'],
+            seed=seed + 1, policy_name='expert', progress=progress)
+
+
+def expert_level(evaluator):
+    expert = make_policy('expert', config=load_collect_config())
+    return evaluator.evaluate(expert.act)['return_mean']
+
+
+def train_one(algo, dataset, plan, out, evaluator, progress=True):
+    cfg = load_config(os.path.join(CONFIG_DIR, plan['train_config']), algo=algo, steps=plan['steps'],
+                      vae_steps=plan['vae_steps'], eval_every=plan['eval_every'],
+                      eval_episodes=plan['eval_episodes'])
+    seeds = list(plan['seeds'])
+    trainer = Trainer(cfg, dataset, seeds, seed_dirs(os.path.join(out, algo), seeds, multi=True),
+                      evaluator=evaluator, progress=progress)
+    summary = trainer.run()
+    return trainer.history, summary['rates']
+
+
+def curves(history):
+    """step -> per-seed mean evaluation returns, as sorted arrays (steps, returns[seed, step])."""
+    steps = sorted({h['step'] for h in history})
+    seeds = sorted({h['seed'] for h in history})
+    table = {(h['seed'], h['step']): h['return_mean'] for h in history}
+    return np.array(steps), np.array([[table[(s, t)] for t in steps] for s in seeds])
+
+
+def plot(path, results, levels):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for algo, result in results.items():
+        steps, returns = curves(result['history'])
+        mean, std = returns.mean(axis=0), returns.std(axis=0)
+        ax.plot(steps, mean, label=LABELS.get(algo, algo))
+        ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+    styles = {'expert': ('k', '--'), 'dataset': ('tab:gray', ':')}
+    for name, value in levels.items():
+        color, style = styles[name]
+        ax.axhline(value, color=color, linestyle=style, label='%s (%.2f)' % (name, value))
+    ax.set_xlabel('training step (policy updates)')
+    ax.set_ylabel('evaluation episode return')
+    ax.set_title('Cloth sliding in simulation (mean and std over seeds)')
+    ax.legend(loc='best', fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def table(results, levels, dataset):
+    lines = ['Dataset: %d transitions in %d episodes (mean episode return %.2f); expert return %.2f.'
+             % (dataset.size, dataset.num_episodes, levels['dataset'], levels['expert']), '',
+             '| algorithm | final return (mean ± std over seeds) | best mean during training | '
+             'Q MSE (final) | Q over-estimates (final) |',
+             '|---|---|---|---|---|']
+    for algo, result in results.items():
+        steps, returns = curves(result['history'])
+        final = returns[:, -1]
+        last = [h for h in result['history'] if h['step'] == steps[-1]]
+        mse = np.mean([h['q_mse'] for h in last]) if 'q_mse' in last[0] else float('nan')
+        over = np.mean([h['q_overestimate_share'] for h in last]) if 'q_overestimate_share' in last[0] else np.nan
+        q_text = ('%.3g' % mse, '%.0f%%' % (100 * over)) if np.isfinite(mse) else ('n/a', 'n/a')
+        lines.append('| %s | %.2f ± %.2f | %.2f | %s | %s |' % (LABELS.get(algo, algo), final.mean(), final.std(),
+                                                               returns.mean(axis=0).max(), q_text[0], q_text[1]))
+    return '\n'.join(lines) + '\n'
+
+
+def dataset_level(dataset_path):
+    from plas_ros.data.loader import read_file
+    arrays, _ = read_file(dataset_path)
+    ids = arrays['infos/episode_ids']
+    return float(np.mean([arrays['rewards'][ids == i].sum() for i in np.unique(ids)]))
+
+
+def run(out, plan, progress=True):
+    os.makedirs(out, exist_ok=True)
+    dataset_path = os.path.join(out, 'dataset.h5')
+    if not os.path.exists(dataset_path):
+        build_dataset(dataset_path, plan, progress=progress)
+    dataset = load_datasets([dataset_path])
+    episodes = plan['eval_episodes'] or load_config(os.path.join(CONFIG_DIR, plan['train_config'])).eval_episodes
+    evaluator = Evaluator(make_env, episodes=episodes, seed=plan['eval_seed'])
+    levels = {'expert': expert_level(evaluator), 'dataset': dataset_level(dataset_path)}
+    results = {}
+    for algo in plan['algos']:
+        history, rates = train_one(algo, dataset, plan, out, evaluator, progress)
+        results[algo] = {'history': history, 'rates': rates}
+        print('%s: final return %s' % (algo, ', '.join('%.2f' % h['return_mean'] for h in history
+                                                        if h['step'] == max(x['step'] for x in history))),
+              flush=True)
+    evaluator.close()
+    plot(os.path.join(out, 'figure_3c.png'), results, levels)
+    text = table(results, levels, dataset)
+    with open(os.path.join(out, 'results.md'), 'w') as f:
+        f.write(text)
+    with open(os.path.join(out, 'results.json'), 'w') as f:
+        json.dump({'levels': levels, 'plan': plan, 'results': results}, f, indent=1)
+    return text
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='python -m plas_ros.reproduce', description=__doc__.split('\n\n')[0])
+    parser.add_argument('--out', required=True)
+    parser.add_argument('--plan', default=os.path.join(CONFIG_DIR, 'reproduce.yaml'))
+    parser.add_argument('--quick', action='store_true', help='tiny budgets, for a smoke test')
+    parser.add_argument('--no-progress', action='store_true')
+    args = parser.parse_args(argv)
+    print(run(args.out, load_plan(args.plan, args.quick), progress=not args.no_progress))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
