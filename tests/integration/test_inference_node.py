@@ -95,7 +95,8 @@ def sim_node(rospy_node, ros_home, checkpoint):
 @pytest.fixture
 def hardware_node(rospy_node, ros_home, checkpoint):
     """As on the robot (not sim, so disabled until enabled) with bounds tighter than the policy's."""
-    proc = start_node(ros_home, 'inference_hw', checkpoint, sim='false', action_low='[-0.05, -0.02]',
+    # action_low arrives as text, as roslaunch's <param value="[a, b]"> delivers it; action_high as a number.
+    proc = start_node(ros_home, 'inference_hw', checkpoint, sim='false', action_low="'[-0.05, -0.02]'",
                       action_high='0.03')
     link = Link(rospy_node)
     link.connect('inference_hw', proc)
