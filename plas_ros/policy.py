@@ -56,7 +56,10 @@ def read_checkpoint_config(directory):
         with open(path) as f:
             config = yaml.safe_load(f)
     except (OSError, yaml.YAMLError) as exc:
-        raise ValueError('%s: cannot read the checkpoint configuration (%s)' % (path, exc)) from exc
+        hint = ''
+        if os.path.isdir(str(directory)) and any(n.startswith('seed_') for n in os.listdir(str(directory))):
+            hint = '; a multi-seed run keeps one checkpoint per seed in DIR/seed_<n>'
+        raise ValueError('%s: cannot read the checkpoint configuration (%s)%s' % (path, exc, hint)) from exc
     required = ('format', 'algo', 'obs_dim', 'act_dim', 'action_low', 'action_high', 'train')
     if not isinstance(config, dict) or any(key not in config for key in required):
         raise ValueError('%s: not a plas_ros checkpoint configuration (needs keys %s)' % (path, ', '.join(required)))

@@ -212,9 +212,25 @@ class FusedAdam:
                            amsgrad=False, maximize=False)
 
 
+_FUSED_ADAM_WORKS = []
+
+
+def _fused_adam_works() -> bool:
+    """Probe once whether this torch build runs the fused Adam kernel on CPU."""
+    if not _FUSED_ADAM_WORKS:
+        try:
+            probe = torch.zeros(1, requires_grad=True)
+            probe.grad = torch.ones(1)
+            FusedAdam([probe], lr=1e-3).step()
+            _FUSED_ADAM_WORKS.append(bool(torch.isfinite(probe).all()))
+        except (AttributeError, RuntimeError, TypeError):
+            _FUSED_ADAM_WORKS.append(False)
+    return _FUSED_ADAM_WORKS[0]
+
+
 def make_adam(params, lr):
     """FusedAdam where torch has the fused CPU kernel (torch >= 2.4), else torch.optim.Adam (foreach)."""
     params = list(params)
-    if hasattr(torch, '_fused_adam_'):
+    if _fused_adam_works():
         return FusedAdam(params, lr)
     return torch.optim.Adam(params, lr=lr, foreach=True)

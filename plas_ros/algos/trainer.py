@@ -132,7 +132,11 @@ class Trainer:
 
     def _act_fn(self, index):
         def act(obs):
-            obs_t = torch.as_tensor(np.asarray(obs, np.float32)).reshape(1, 1, -1).expand(len(self.seeds), 1, -1)
+            obs = np.asarray(obs, np.float32)
+            if obs.size != self.dataset.obs_dim:
+                raise ValueError('the evaluation env gives observations of %d values, the dataset has %d'
+                                 % (obs.size, self.dataset.obs_dim))
+            obs_t = torch.as_tensor(obs).reshape(1, 1, -1).expand(len(self.seeds), 1, -1)
             return self.algorithm.act(obs_t)[index, 0].numpy()
         return act
 
