@@ -81,12 +81,21 @@ def config_from_dict(values, source='config'):
     for name in ('actor_hidden', 'critic_hidden', 'vae_hidden'):
         setattr(cfg, name, [int(h) for h in getattr(cfg, name)])
     for name, f in known.items():
-        if f.type in (int, float) and not isinstance(getattr(cfg, name), bool):
-            try:
-                setattr(cfg, name, f.type(getattr(cfg, name)))
-            except (TypeError, ValueError) as exc:
-                raise ValueError('%s: %s must be a number, got %r' % (source, name, getattr(cfg, name))) from exc
+        if f.type in (int, float):
+            setattr(cfg, name, _number(source, name, getattr(cfg, name), f.type))
     return cfg.validate()
+
+
+def _number(source, name, value, kind):
+    """A number of the field's kind; YAML's '5e5' (a string) and 5.0e5 (a float) are fine for an int field."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError('%s: %s must be a number, got %r' % (source, name, value)) from exc
+    if isinstance(value, bool) or (kind is int and not number.is_integer()):
+        raise ValueError('%s: %s must be %s, got %r' % (source, name, 'an integer' if kind is int else 'a number',
+                                                           value))
+    return kind(number)
 
 
 def load_config(path: Optional[str] = None, **overrides) -> TrainConfig:

@@ -146,6 +146,11 @@ def test_config_rejects_unknown_keys_and_bad_values(tmp_path):
         load_config(None, lmbda=1.5)
     with pytest.raises(ValueError, match='algo'):
         load_config(None, algo='cql')
+    with pytest.raises(ValueError, match='steps must be an integer'):
+        load_config(None, steps=2.5)
+    with pytest.raises(ValueError, match='batch_size must be a number'):
+        load_config(None, batch_size='many')
+    assert load_config(None, steps='5e5').steps == 500000 and load_config(None, critic_lr='1e-3').critic_lr == 1e-3
 
 
 def test_presets_hold_the_papers_values():
