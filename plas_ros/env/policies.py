@@ -6,6 +6,7 @@ starts (`start_episode(episode)`), so a stateful or per-episode policy can prepa
 `config/collect.yaml` (load_collect_config). Seeded: the same seed gives the same actions for the same
 observations.
 """
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Tuple
@@ -36,6 +37,7 @@ class ScheduleEntry:
     policy: str                      # random | expert | checkpoint
     weight: float                    # relative share of episodes
     noise: float                     # Gaussian action noise sigma (before clipping)
+    expert: Tuple[Tuple[str, float], ...] = ()   # overrides of ExpertConfig for this member (e.g. speed_max)
 
 
 @dataclass(frozen=True)
@@ -45,14 +47,23 @@ class CollectConfig:
     noise: float                     # default exploration noise of `checkpoint` (and `expert` when asked)
 
 
+def schedule_entry(raw):
+    """A ScheduleEntry from its YAML mapping {policy, weight, noise, expert: {field: value}}."""
+    overrides = tuple(sorted((str(k), float(v)) for k, v in (raw.get('expert') or {}).items()))
+    unknown = sorted(set(k for k, _ in overrides) - set(ExpertConfig.__dataclass_fields__))
+    if unknown:
+        raise KeyError('unknown expert field(s) %s' % ', '.join(unknown))
+    return ScheduleEntry(policy=str(raw['policy']), weight=float(raw['weight']), noise=float(raw.get('noise', 0.0)),
+                         expert=overrides)
+
+
 def load_collect_config(path=None):
     path = path or DEFAULT_PATH
     with open(path) as f:
         raw = yaml.safe_load(f) or {}
     try:
         expert = ExpertConfig(**raw['expert'])
-        schedule = tuple(ScheduleEntry(policy=str(e['policy']), weight=float(e['weight']),
-                                       noise=float(e.get('noise', 0.0))) for e in raw['schedule'])
+        schedule = tuple(schedule_entry(e) for e in raw['schedule'])
         config = CollectConfig(expert=expert, schedule=schedule, noise=float(raw['noise']))
     except (KeyError, TypeError) as e:
         raise ValueError('%s: bad or missing collect configuration entry: %s' % (path, e)) from None
@@ -193,7 +204,8 @@ def make_policy(name, config=None, checkpoint=None, noise=None, seed=None):
         raise ValueError('unknown policy %r; choose one of %s' % (name, ', '.join(POLICY_NAMES)))
 
     def member(entry, seed_offset):
-        return _build(entry.policy, config, checkpoint, entry.noise, _child_seed(seed, seed_offset))
+        member_config = dataclasses.replace(config, expert=dataclasses.replace(config.expert, **dict(entry.expert)))
+        return _build(entry.policy, member_config, checkpoint, entry.noise, _child_seed(seed, seed_offset))
 
     if name == 'schedule':
         return SchedulePolicy(config.schedule, member, seed=_child_seed(seed, 0))
