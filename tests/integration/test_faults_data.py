@@ -33,7 +33,8 @@ def record_episodes(path, episodes=2, seed=0):
             action = policy.act(obs)
             next_obs, reward, terminal, timeout, info = env.step(action)
             steps.append(Step(episode=episode, step=len(steps), observation=obs, action=action, reward=reward,
-                              next_observation=next_obs, terminal=terminal, timeout=timeout, timestamp=float(len(steps)),
+                              next_observation=next_obs, terminal=terminal, timeout=timeout,
+                              timestamp=float(len(steps)),
                               gripper_width=info['gripper_width'], gripper_adjustment=info['gripper_adjustment'],
                               tactile_raw=np.asarray(info['tactile_raw']).reshape(-1), force_raw=info['force_raw'],
                               tip_pose=info['tip_pose']))
