@@ -9,7 +9,6 @@ figure_3c.png (mean and spread of the evaluation return against training step, e
 levels as lines), results.md (the table) and results.json (every evaluation).
 """
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -22,7 +21,7 @@ from plas_ros.algos.evaluation import Evaluator
 from plas_ros.algos.trainer import Trainer, seed_dirs
 from plas_ros.collect import collect
 from plas_ros.data.loader import load_datasets
-from plas_ros.env.policies import load_collect_config, make_policy, schedule_entry
+from plas_ros.env.policies import load_collect_config, make_policy
 from plas_ros.env.sim_env import make_env
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'config')
@@ -45,11 +44,10 @@ def load_plan(path, quick=False):
 
 def build_dataset(path, plan, seed=0, progress=True):
     """The paper-shaped dataset: a mediocre behaviour's buffer, then a few expert episodes."""
-    collect_config = load_collect_config()
-    behaviour = dataclasses.replace(collect_config, schedule=tuple(schedule_entry(e) for e in plan["behaviour"]))
+    behaviour = load_collect_config(os.path.join(CONFIG_DIR, plan['behaviour_config']))
     collect(path, make_policy('schedule', config=behaviour, seed=seed), transitions=plan['behaviour_transitions'],
             seed=seed, policy_name='behaviour', progress=progress)
-    collect(path, make_policy('expert', config=collect_config, seed=seed + 1), episodes=plan['expert_episodes'],
+    collect(path, make_policy('expert', seed=seed + 1), episodes=plan['expert_episodes'],
             seed=seed + 1, policy_name='expert', progress=progress)
 
 

@@ -57,10 +57,18 @@ def schedule_entry(raw):
                          expert=overrides)
 
 
-def load_collect_config(path=None):
-    path = path or DEFAULT_PATH
+def _read_yaml(path):
     with open(path) as f:
-        raw = yaml.safe_load(f) or {}
+        return yaml.safe_load(f) or {}
+
+
+def load_collect_config(path=None):
+    """Read a collection config; a file that gives only some sections (say, its own schedule) takes the
+    others from config/collect.yaml, so the expert's parameters live in one place."""
+    path = path or DEFAULT_PATH
+    raw = _read_yaml(path)
+    if path != DEFAULT_PATH:
+        raw = dict(_read_yaml(DEFAULT_PATH), **raw)
     try:
         expert = ExpertConfig(**raw['expert'])
         schedule = tuple(schedule_entry(e) for e in raw['schedule'])
