@@ -9,6 +9,7 @@ from conftest import REPO_ROOT, free_port
 from deploy_helpers import session_checkpoint
 
 _NEEDED = [os.path.join(REPO_ROOT, 'launch', 'drivers.launch')]
+_NEEDED += [os.path.join(REPO_ROOT, 'plas_ros', 'sim', m) for m in ('wsg.py', 'dsa.py')]  # hosted by sim_world
 _NEEDED += [os.path.join(REPO_ROOT, 'scripts', s) for s in ('sim_world', 'wsg_node', 'dsa_node', 'arm_node',
                                                             'env_node', 'inference_node')]
 _MISSING = [os.path.relpath(p, REPO_ROOT) for p in _NEEDED if not os.path.exists(p)]
