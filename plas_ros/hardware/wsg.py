@@ -219,7 +219,8 @@ class FrameParser:
     """Stream of bytes -> Frame / CorruptFrame items; skips garbage by resynchronising on the preamble.
 
     After a checksum error only the first preamble byte is dropped and the search restarts: the 'preamble'
-    may itself have been garbage, and a real frame can start inside what it seemed to cover.
+    may itself have been garbage, and a real frame can start inside what it seemed to cover. A run of more
+    than three AA bytes is read as garbage followed by the preamble (no command has the id 0xAA).
     """
 
     def __init__(self, max_payload=MAX_PAYLOAD):
@@ -263,6 +264,8 @@ class FrameParser:
             keep = 2 if buf.endswith(PREAMBLE[:2]) else (1 if buf.endswith(PREAMBLE[:1]) else 0)
             self._skip(len(buf) - keep)  # a preamble may be split across reads
             return None
+        while start + 3 < len(buf) and buf[start + 3] == PREAMBLE[0]:
+            start += 1  # a longer run of AA: the frame starts at its last three (no command has id 0xAA)
         if start:
             self._skip(start)
         if len(buf) < HEADER_SIZE:

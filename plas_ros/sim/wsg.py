@@ -155,8 +155,7 @@ class WsgSimulator:
         self._listener = None
         self._address = None
         self._reopen_at = None
-        self._drop_request = None
-        self._drop_done = threading.Event()
+        self._calls = []
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._selector = None
@@ -215,12 +214,29 @@ class WsgSimulator:
 
     def drop_connections(self, hold_off=0.0):
         """Fault injection: close the client's connection; with hold_off > 0 also refuse connections (the
-        listening socket is closed) for that many seconds. Returns once the loop has done it."""
+        listening socket is closed) for that many seconds. Returns once done."""
+        self._in_loop(lambda now: self._drop(now, float(hold_off)))
+
+    def inject_bytes(self, data):
+        """Fault injection: send raw bytes (garbage, a corrupt or truncated frame) to the connected client."""
+        self._in_loop(lambda now: self._send_raw(self._conn, bytes(data)))
+
+    def _in_loop(self, action, timeout=5.0):
+        """Run action(now) in the loop thread (which owns the sockets) and wait for it."""
+        done = threading.Event()
         with self._lock:
-            self._drop_done.clear()
-            self._drop_request = float(hold_off)
+            self._calls.append((action, done))
         self._wake()
-        return self._drop_done.wait(5.0)
+        if not done.wait(timeout):
+            raise RuntimeError('WSG simulator loop did not run the request within %.0f s' % timeout)
+
+    def _run_calls(self, now):
+        calls, self._calls = self._calls, []
+        for action, done in calls:
+            try:
+                action(now)
+            finally:
+                done.set()
 
     @property
     def width(self):
@@ -278,7 +294,7 @@ class WsgSimulator:
                     for key, mask in events:
                         key.data(mask)
                     now = self._clock()
-                    self._apply_drop_request(now)
+                    self._run_calls(now)
                     self._reopen_if_due(now)
                     self._advance(now)
                     self._send_updates(now)
@@ -354,15 +370,11 @@ class WsgSimulator:
             self._selector.register(self._listener, selectors.EVENT_READ, self._on_accept)
         _LOG.info('WSG simulator: connection closed (%s)', reason)
 
-    def _apply_drop_request(self, now):
-        if self._drop_request is None:
-            return
-        hold_off, self._drop_request = self._drop_request, None
+    def _drop(self, now, hold_off):
         self._close_connection('fault injection')
         if hold_off > 0:
             self._close_listener()
             self._reopen_at = now + hold_off
-        self._drop_done.set()
 
     def _reopen_if_due(self, now):
         if self._reopen_at is None or now < self._reopen_at:
@@ -403,9 +415,12 @@ class WsgSimulator:
             _LOG.warning('WSG simulator: dropped %d bytes of a frame that never completed', dropped)
 
     def _send(self, conn, command, status, body=b''):
+        self._send_raw(conn, encode_frame(command, pack_status(status, body)))
+
+    def _send_raw(self, conn, data):
         if conn is None or not conn.open:
             return  # the client that asked is gone
-        conn.out += encode_frame(command, pack_status(status, body))
+        conn.out += data
         if len(conn.out) > MAX_OUTBOX:
             self._close_connection('client does not read its replies')
             return

@@ -1,0 +1,239 @@
+"""WsgClient against the simulated WSG 32 over real TCP sockets: the two-reply motion pattern, fast stop and
+acknowledge, auto-update, reconnection after dropped connections, garbage injection, silent devices."""
+import socket
+import threading
+import time
+
+import pytest
+
+from plas_ros.hardware.wsg import (
+    Command,
+    GraspingState,
+    Status,
+    SystemFlag,
+    WsgClient,
+    WsgError,
+    WsgLinkError,
+    encode_frame,
+    pack_status,
+)
+from plas_ros.sim.wsg import SIM_LIMITS, StaticPart, WsgSimulator
+
+WAIT = 10.0  # s, generous: the machine is shared; no test asserts a duration
+
+
+def wait_for(predicate, what):
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError('timed out waiting for %s' % what)
+
+
+@pytest.fixture
+def sim():
+    simulator = WsgSimulator(fingers=StaticPart(part_width=8.0), initial_width=30.0)
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def client(sim):
+    wsg = WsgClient('127.0.0.1', sim.port, timeout=2.0, backoff=(0.05, 0.2)).start()
+    assert wsg.wait_connected(WAIT)
+    yield wsg
+    wsg.close()
+
+
+def test_requests_and_replies(client):
+    assert client.loop(b'ping') == b'ping'
+    assert client.system_limits().stroke == SIM_LIMITS.stroke
+    assert client.system_info().serial_number > 0
+    assert client.width() == 30.0 and client.speed() == 0.0
+    assert client.grasping_state() == GraspingState.IDLE
+    assert SystemFlag.REFERENCED in SystemFlag(client.system_state())
+    client.set_force_limit(20.0)
+    assert client.get_force_limit() == 20.0
+    client.set_acceleration(700.0)
+    assert client.get_acceleration() == 700.0
+
+
+def test_motion_returns_after_the_final_reply(sim, client):
+    client.move(10.0, 200.0)  # returning on the 'pending' reply would leave the fingers far from 10 mm
+    assert sim.width == 10.0
+    client.move(2.5, 100.0, relative=True)
+    assert sim.width == 12.5
+    client.grasp(0.0, 300.0)
+    assert sim.width == 8.0 and client.grasping_state() == GraspingState.HOLDING
+    client.release(20.0, 300.0)
+    assert sim.width == 20.0
+    client.homing()
+    assert sim.width == SIM_LIMITS.stroke
+
+
+def test_device_errors_raise_wsg_error_with_status_and_command(sim, client):
+    with pytest.raises(WsgError) as error:
+        client.move(SIM_LIMITS.stroke + 5.0, 50.0)
+    assert (error.value.status, error.value.command) == (Status.RANGE_ERROR, Command.MOVE)
+    sim.fingers.part_width = None
+    with pytest.raises(WsgError, match='18 COMMAND_FAILED') as error:
+        client.grasp(25.0, 300.0)
+    assert error.value.command == Command.GRASP
+    with pytest.raises(WsgError, match='14 UNKNOWN_COMMAND'):
+        client.request(0x7E)
+    assert client.loop(b'fine') == b'fine'
+
+
+def test_fast_stop_refuses_motion_until_acknowledged(sim, client):
+    client.fast_stop()
+    with pytest.raises(WsgError) as error:
+        client.move(10.0, 50.0)
+    assert error.value.status == Status.ACCESS_DENIED and not isinstance(error.value, WsgLinkError)
+    assert SystemFlag.FAST_STOP in SystemFlag(client.system_state())
+    client.ack_fault()
+    client.move(25.0, 200.0)
+    assert sim.width == 25.0
+
+
+def test_stop_aborts_a_running_motion(sim, client):
+    outcome = {}
+
+    def slow_move():
+        try:
+            client.move(0.0, 2.0)
+        except WsgError as exc:
+            outcome['error'] = exc
+
+    mover = threading.Thread(target=slow_move)
+    mover.start()
+    wait_for(lambda: SystemFlag.MOVING in SystemFlag(client.system_state()), 'the move to start')
+    client.stop()
+    mover.join(WAIT)
+    assert outcome['error'].status == Status.COMMAND_ABORTED and outcome['error'].command == Command.MOVE
+    assert 0.0 < sim.width < 30.0
+
+
+def test_auto_update_state_and_fresh_values(sim, client):
+    client.subscribe_state(20)
+    state = wait_for(lambda: client.state(max_age=1.0), 'the auto-updated state')
+    assert state.width == 30.0 and state.grasping_state == GraspingState.IDLE
+    with pytest.raises(ValueError, match='auto-updated'):
+        client.width()  # a one-shot read would cancel the subscription on the gripper
+    client.move(12.0, 300.0)
+    assert client.wait_value(Command.OPENING_WIDTH, time.monotonic(), WAIT) == 12.0
+    client.unsubscribe(Command.OPENING_WIDTH)
+    assert client.value(Command.OPENING_WIDTH) is None and client.state(max_age=1.0) is None
+    assert client.width() == 12.0
+
+
+def test_reconnects_after_the_simulator_drops_the_connection(sim, client):
+    client.subscribe_state(20)
+    wait_for(lambda: client.state(max_age=1.0), 'the auto-updated state')
+    sim.drop_connections(hold_off=0.5)
+    wait_for(lambda: not client.connected, 'the client to notice the drop')
+    with pytest.raises(WsgLinkError) as error:
+        client.loop(b'x')
+    assert error.value.status == Status.NOT_OPEN
+    assert client.state(max_age=10.0) is None  # nothing current while down
+    assert client.wait_connected(WAIT)
+    started = time.monotonic()
+    assert client.wait_value(Command.OPENING_WIDTH, started, WAIT) == 30.0  # subscriptions resumed
+    client.move(15.0, 300.0)
+    stats = client.stats()
+    assert stats['connects'] >= 2 and stats['disconnects'] >= 1 and stats['connect_failures'] >= 1
+
+
+def test_a_motion_cut_by_a_drop_raises_a_link_error(sim, client):
+    outcome = {}
+
+    def slow_move():
+        try:
+            client.move(0.0, 2.0)
+        except WsgError as exc:
+            outcome['error'] = exc
+
+    mover = threading.Thread(target=slow_move)
+    mover.start()
+    wait_for(lambda: SystemFlag.MOVING in SystemFlag(sim.system_flags()), 'the move to start')
+    sim.drop_connections()
+    mover.join(WAIT)
+    assert isinstance(outcome['error'], WsgLinkError) and 'dropped' in str(outcome['error'])
+    assert client.wait_connected(WAIT)
+    client.stop()
+
+
+def test_garbage_and_corrupt_frames_from_the_device_are_counted_and_skipped(sim, client):
+    client.subscribe(Command.OPENING_WIDTH, 20)
+    corrupt = bytearray(encode_frame(Command.OPENING_WIDTH, pack_status(0, b'\x00\x00\x80\x3f')))
+    corrupt[-2] ^= 0x01
+    sim.inject_bytes(b'\x01\x02garbage\xaa' + bytes(corrupt) + encode_frame(Command.LOOP, pack_status(0, b'??')))
+    wait_for(lambda: client.stats()['checksum_errors'] >= 1, 'the checksum error to be counted')
+    stats = client.stats()
+    assert stats['garbage_bytes'] >= 10 and stats['unexpected_frames'] >= 1  # the unasked loop reply
+    assert client.loop(b'still fine') == b'still fine'
+    assert client.value(Command.OPENING_WIDTH) == 30.0  # the corrupt 1.0 mm was never taken
+
+
+class SilentDevice:
+    """Accepts connections and never answers: a gripper that hangs."""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.bind(('127.0.0.1', 0))
+        self.listener.listen(4)
+        self.port = self.listener.getsockname()[1]
+        self.accepted = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                self.accepted.append(self.listener.accept()[0])
+            except OSError:
+                return
+
+    def close(self):
+        self.listener.close()
+        for sock in self.accepted:
+            sock.close()
+
+
+def test_a_silent_device_times_out_and_is_reconnected():
+    device = SilentDevice()
+    client = WsgClient('127.0.0.1', device.port, timeout=0.3, backoff=(0.05, 0.2), stale_after=0.5)
+    client.subscribe(Command.OPENING_WIDTH, 20)  # registered for every connection; its values never come
+    client.start()
+    try:
+        assert client.wait_connected(WAIT)
+        with pytest.raises(WsgLinkError) as error:
+            client.loop(b'anyone?')
+        assert error.value.status == Status.TIMEOUT
+        wait_for(lambda: client.stats()['stale_drops'] >= 1, 'the stale link to be dropped')
+        assert client.stats()['timeouts'] == 1 and len(device.accepted) >= 2
+        assert client.value(Command.OPENING_WIDTH) is None
+    finally:
+        client.close(announce=False)
+        device.close()
+
+
+def test_no_device_at_all_counts_connect_failures():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    client = WsgClient('127.0.0.1', port, timeout=0.5, backoff=(0.02, 0.05)).start()
+    try:
+        wait_for(lambda: client.stats()['connect_failures'] >= 3, 'connect failures')
+        with pytest.raises(WsgLinkError, match='not connected'):
+            client.move(10.0, 50.0)
+        simulator = WsgSimulator()
+        simulator.start(port=port)
+        try:
+            assert client.wait_connected(WAIT)
+            assert client.loop(b'late') == b'late'
+        finally:
+            simulator.stop()
+    finally:
+        client.close()
