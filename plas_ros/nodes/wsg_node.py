@@ -137,7 +137,8 @@ class WsgNode:
         return handle
 
     def _width_now(self):
-        width = self.client.value(Command.OPENING_WIDTH, self.stale_after)
+        """The current width, NaN when there is no current reading."""
+        width = self.client.value(Command.OPENING_WIDTH, self.stale_after) if self.client.connected else None
         return float('nan') if width is None else width
 
     def _width_after_motion(self):

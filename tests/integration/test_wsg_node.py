@@ -1,0 +1,133 @@
+"""wsg_driver (scripts/wsg_node) against the simulated WSG 32 over real TCP, through ROS only: the services,
+the limits read with 0x53, fast stop and acknowledge, and /wsgtest/state across a dropped connection."""
+import math
+import os
+import threading
+
+import pytest
+from conftest import REPO_ROOT, wait_for
+
+WSG_NODE = os.path.join(REPO_ROOT, 'scripts', 'wsg_node')
+NS = '/wsgtest'
+
+
+class Latest:
+    """The last message of a topic, and all of them."""
+
+    def __init__(self, rospy, topic, cls):
+        self.msg = None
+        self.all = []
+        self._lock = threading.Lock()
+        self.sub = rospy.Subscriber(topic, cls, self._on)
+
+    def _on(self, msg):
+        with self._lock:
+            self.msg = msg
+            self.all.append(msg)
+
+    def since(self, index):
+        with self._lock:
+            return self.all[index:]
+
+
+@pytest.fixture
+def gripper(rospy_node, processes):
+    from plas_ros.msg import GripperState
+    from plas_ros.sim.wsg import StaticPart, WsgSimulator
+    sim = WsgSimulator(fingers=StaticPart(part_width=12.0), initial_width=30.0)
+    port = sim.start()
+    node = processes([WSG_NODE, '__ns:=' + NS, '__name:=wsg_driver', '_host:=127.0.0.1', '_port:=%d' % port,
+                      '_state_rate:=20', '_timeout:=1.0'], name='wsg_driver')
+    state = Latest(rospy_node, NS + '/state', GripperState)
+    try:
+        wait_for(lambda: state.msg is not None and state.msg.connected, 30, what='%s/state connected' % NS)
+        yield rospy_node, sim, node, state
+        assert node.running(), node.output[-3000:]
+    finally:
+        state.sub.unregister()
+        sim.stop()
+
+
+def _proxy(rospy, name, cls):
+    rospy.wait_for_service(NS + '/' + name, timeout=30)
+    return rospy.ServiceProxy(NS + '/' + name, cls)
+
+
+def test_services_drive_the_gripper_within_its_limits(gripper):
+    from std_srvs.srv import Trigger
+
+    from plas_ros.hardware.wsg import GraspingState, Status, SystemFlag
+    from plas_ros.srv import GripperCommand
+    rospy, sim, node, state = gripper
+    move, grasp, release = (_proxy(rospy, n, GripperCommand) for n in ('move', 'grasp', 'release'))
+    home, stop, fast_stop, ack = (_proxy(rospy, n, Trigger) for n in ('home', 'stop', 'fast_stop', 'ack'))
+
+    reply = move(width=20.0, speed=0.0)  # speed 0: ~default_speed
+    assert reply.success and reply.status == 0 and abs(reply.width - 20.0) < 1e-3, reply
+    assert sim.width == 20.0
+    wait_for(lambda: abs(state.msg.width - 20.0) < 1e-3 and state.msg.connected, 10, what='state at 20 mm')
+
+    for width, speed, words in ((100.0, 50.0, 'stroke 0..68.00 mm'), (10.0, 1000.0, 'speed 1000.000 mm/s'),
+                                (float('nan'), 50.0, 'width nan'), (10.0, -5.0, 'speed -5.000')):
+        refused = move(width=width, speed=speed)
+        assert not refused.success and refused.status == Status.RANGE_ERROR and words in refused.message, refused
+    assert sim.width == 20.0  # nothing reached the gripper
+
+    assert fast_stop().success
+    denied = move(width=15.0, speed=50.0)
+    assert not denied.success and denied.status == Status.ACCESS_DENIED and 'call ack' in denied.message
+    wait_for(lambda: state.msg.system_flags & SystemFlag.FAST_STOP, 10, what='fast stop in the state')
+    assert ack().success
+    assert move(width=15.0, speed=200.0).success  # the caller acknowledged and retried
+
+    held = grasp(width=0.0, speed=100.0)
+    assert held.success and abs(held.width - 12.0) < 1e-3, held
+    wait_for(lambda: state.msg.grasping_state == GraspingState.HOLDING and state.msg.force > 0, 10,
+             what='holding with force')
+    assert release(width=25.0, speed=200.0).success
+    sim.fingers.part_width = None
+    missed = grasp(width=20.0, speed=200.0)
+    assert not missed.success and missed.status == Status.COMMAND_FAILED and 'no part' in missed.message
+
+    assert home().success
+    assert sim.width == 68.0
+
+    slow = {}
+
+    def slow_move():
+        try:
+            slow['reply'] = move(width=0.0, speed=2.0)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            slow['reply'] = exc
+
+    mover = threading.Thread(target=slow_move)
+    mover.start()
+    wait_for(lambda: state.msg.system_flags & SystemFlag.MOVING and state.msg.speed == 2.0, 10,
+             what='the slow move in the state')
+    assert stop().success
+    mover.join(10)
+    assert not isinstance(slow['reply'], Exception), slow['reply']
+    assert slow['reply'].status == Status.COMMAND_ABORTED and not slow['reply'].success
+    assert 0.0 < sim.width < 68.0
+
+
+def test_state_shows_the_link_going_down_and_coming_back(gripper):
+    from plas_ros.hardware.wsg import Status
+    from plas_ros.srv import GripperCommand
+    rospy, sim, node, state = gripper
+    move = _proxy(rospy, 'move', GripperCommand)
+    assert move(width=22.0, speed=300.0).success
+    wait_for(lambda: abs(state.msg.width - 22.0) < 1e-3, 10, what='state at 22 mm')
+    mark = len(state.all)
+    sim.drop_connections(hold_off=3.0)
+    down = wait_for(lambda: [m for m in state.since(mark) if not m.connected], 10, what='connected=false')[0]
+    assert down.width == pytest.approx(22.0)  # the last measured value, flagged as not current
+    failed = move(width=10.0, speed=300.0)
+    assert not failed.success and failed.status in (Status.NOT_OPEN, Status.TIMEOUT) and failed.message
+    assert math.isnan(failed.width)  # no current reading: no made-up width
+    assert sim.width == 22.0
+    mark = len(state.all)
+    wait_for(lambda: [m for m in state.since(mark) if m.connected], 20, what='connected=true again')
+    assert move(width=10.0, speed=300.0).success
+    assert sim.width == 10.0
+    assert 'link to 127.0.0.1' in node.output and 'down' in node.output
