@@ -12,3 +12,7 @@ test: setup
 
 lint: setup
 	@./tools/in_env.sh ./tools/test.sh --lint-only
+
+# Figure 3(c) of the paper in simulation (about 12 minutes on 2 cores): out/reproduce/{figure_3c.png,results.md}
+reproduce: setup
+	@./tools/in_env.sh python3 -m plas_ros.reproduce --out out/reproduce

@@ -26,6 +26,7 @@ from plas_ros.env.sim_env import make_env
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'config')
 LABELS = {'plas': 'PLAS', 'plas_p': 'PLAS+P', 'bc': 'BC', 'td3': 'Offline TD3', 'bcq': 'BCQ'}
+LAST_EVALS = 5  # a 5-episode evaluation is noisy: the table also averages the last few
 QUICK = {'behaviour_transitions': 600, 'expert_episodes': 2, 'seeds': [0, 1], 'steps': 60, 'vae_steps': 200,
          'eval_every': 30, 'eval_episodes': 2}
 
@@ -101,9 +102,9 @@ def plot(path, results, levels):
 def table(results, levels, dataset):
     lines = ['Dataset: %d transitions in %d episodes (mean episode return %.2f); expert return %.2f.'
              % (dataset.size, dataset.num_episodes, levels['dataset'], levels['expert']), '',
-             '| algorithm | final return (mean ± std over seeds) | best mean during training | '
-             'Q MSE (final) | Q over-estimates (final) |',
-             '|---|---|---|---|---|']
+             '| algorithm | final return (mean ± std over seeds) | mean of the last %d evaluations | '
+             'best mean during training | Q MSE (final) | Q over-estimates (final) |' % LAST_EVALS,
+             '|---|---|---|---|---|---|']
     for algo, result in results.items():
         steps, returns = curves(result['history'])
         final = returns[:, -1]
@@ -111,8 +112,9 @@ def table(results, levels, dataset):
         mse = np.mean([h['q_mse'] for h in last]) if 'q_mse' in last[0] else float('nan')
         over = np.mean([h['q_overestimate_share'] for h in last]) if 'q_overestimate_share' in last[0] else np.nan
         q_text = ('%.3g' % mse, '%.0f%%' % (100 * over)) if np.isfinite(mse) else ('n/a', 'n/a')
-        lines.append('| %s | %.2f ± %.2f | %.2f | %s | %s |' % (LABELS.get(algo, algo), final.mean(), final.std(),
-                                                               returns.mean(axis=0).max(), q_text[0], q_text[1]))
+        lines.append('| %s | %.2f ± %.2f | %.2f | %.2f | %s | %s |'
+                     % (LABELS.get(algo, algo), final.mean(), final.std(), returns[:, -LAST_EVALS:].mean(),
+                        returns.mean(axis=0).max(), q_text[0], q_text[1]))
     return '\n'.join(lines) + '\n'
 
 
@@ -140,13 +142,25 @@ def run(out, plan, progress=True):
                                                         if h['step'] == max(x['step'] for x in history))),
               flush=True)
     evaluator.close()
+    with open(os.path.join(out, 'results.json'), 'w') as f:
+        json.dump({'levels': levels, 'plan': plan, 'results': results}, f, indent=1)
+    return report(out, results, levels, dataset)
+
+
+def report(out, results, levels, dataset):
+    """Write figure_3c.png and results.md from the evaluation history; returns the table."""
     plot(os.path.join(out, 'figure_3c.png'), results, levels)
     text = table(results, levels, dataset)
     with open(os.path.join(out, 'results.md'), 'w') as f:
         f.write(text)
-    with open(os.path.join(out, 'results.json'), 'w') as f:
-        json.dump({'levels': levels, 'plan': plan, 'results': results}, f, indent=1)
     return text
+
+
+def rereport(out):
+    """Redraw the figure and table of a finished run from its results.json."""
+    with open(os.path.join(out, 'results.json')) as f:
+        saved = json.load(f)
+    return report(out, saved['results'], saved['levels'], load_datasets([os.path.join(out, 'dataset.h5')]))
 
 
 def main(argv=None):
@@ -155,8 +169,12 @@ def main(argv=None):
     parser.add_argument('--plan', default=os.path.join(CONFIG_DIR, 'reproduce.yaml'))
     parser.add_argument('--quick', action='store_true', help='tiny budgets, for a smoke test')
     parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--report-only', action='store_true', help='redraw figure and table from results.json')
     args = parser.parse_args(argv)
-    print(run(args.out, load_plan(args.plan, args.quick), progress=not args.no_progress))
+    if args.report_only:
+        print(rereport(args.out))
+    else:
+        print(run(args.out, load_plan(args.plan, args.quick), progress=not args.no_progress))
     return 0
 
 
