@@ -528,7 +528,7 @@ class WsgClient:
                 idle = time.monotonic() - last_rx
                 if parser.pending_bytes and idle > self.timeout:
                     parser.discard_partial()
-                if self._subscriptions and idle > self.stale_after:
+                if idle > self.stale_after and self._expects_periodic_data():
                     self.counters.stale_drops += 1
                     self._drop('no data from the gripper for %.1f s' % idle)
                 continue
@@ -541,6 +541,10 @@ class WsgClient:
             last_rx = time.monotonic()
             for item in parser.feed(data):
                 self._dispatch(item, last_rx)
+
+    def _expects_periodic_data(self):
+        """True if some subscription sends at a fixed period (on-change ones may rightly fall silent)."""
+        return any(not payload[0] & AUTO_UPDATE_ON_CHANGE for payload in list(self._subscriptions.values()))
 
     def _account(self, parser):
         with self._lock:

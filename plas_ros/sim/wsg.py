@@ -186,7 +186,13 @@ class WsgSimulator:
         self._wake_r.setblocking(False)
         self._selector.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
         self._address = (host, port)
-        self._open_listener()
+        try:
+            self._open_listener()
+        except OSError:
+            self._selector.close()
+            self._wake_r.close()
+            self._wake_w.close()
+            raise
         self._address = self._listener.getsockname()[:2]
         self._set_fingers(self._width)
         self._last_tick = self._clock()
@@ -389,6 +395,8 @@ class WsgSimulator:
 
     def _on_connection_event(self, mask):
         conn = self._conn
+        if conn is None:
+            return  # closed by an earlier event of the same batch
         if mask & selectors.EVENT_WRITE:
             self._flush(conn)
         if conn.open and mask & selectors.EVENT_READ:
@@ -610,7 +618,9 @@ class WsgSimulator:
         for command, sub in list(conn.subscriptions.items()):
             if now < sub.due:
                 continue
-            sub.due = max(sub.due + sub.period, now)  # a late loop does not send a burst to catch up
+            sub.due += sub.period
+            if sub.due <= now:
+                sub.due = now + sub.period  # a late loop does not send a burst to catch up
             value = self._state_value(command)
             if sub.on_change and value == sub.last:
                 continue
