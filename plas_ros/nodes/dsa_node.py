@@ -1,0 +1,101 @@
+"""dsa_driver: the Weiss DSA tactile controller (or its simulated twin) on a serial port as a ROS node.
+
+Publishes every data frame the controller sends as `frame` (plas_ros/TactileFrame, raw cells row-major, header
+stamp = receive time), so at the device's frame rate, and `connected` (std_msgs/Bool, latched, on every
+change). Corrupt, truncated and malformed frames are logged, counted and dropped: nothing is published for
+them. An absent port (at start-up or later) is reopened with backoff. See doc/dsa.md.
+"""
+import logging
+
+import rospy
+from std_msgs.msg import Bool
+
+from plas_ros.hardware.dsa import COLS, ROWS, DsaClient
+from plas_ros.msg import TactileFrame
+
+_REQUIRED = object()
+_ERROR_COUNTERS = ('crc_errors', 'truncated', 'bad_frames', 'link_losses')
+
+
+def param(name, default=_REQUIRED):
+    """~name, else `name` in the node's namespace (config/robot.yaml's dsa section, loaded at the root)."""
+    value = rospy.get_param('~' + name, rospy.get_param(name, default))
+    if value is _REQUIRED:
+        raise SystemExit('dsa_driver: parameter ~%s (or %s) is required' % (name, rospy.resolve_name(name)))
+    return value
+
+
+def ros_log(level, text):
+    if level >= logging.ERROR:
+        rospy.logerr(text)
+    elif level >= logging.WARNING:
+        rospy.logwarn(text)
+    elif level >= logging.INFO:
+        rospy.loginfo(text)
+    else:
+        rospy.logdebug(text)
+
+
+class DsaNode:
+    def __init__(self, client, frame_id='dsa'):
+        self.client = client
+        self.frame_id = frame_id
+        self.frame_pub = rospy.Publisher('frame', TactileFrame, queue_size=10)
+        self.connected_pub = rospy.Publisher('connected', Bool, queue_size=1, latch=True)
+        self._connected = None
+        self._errors = {}
+
+    def spin_once(self, timeout=0.2):
+        """Read one frame (or time out), publish it, then publish `connected` if it changed."""
+        frame = self.client.read_frame(timeout)
+        if frame is not None:
+            self.publish_frame(frame, rospy.Time.now())
+        self.update_connected()
+        self.report_errors()
+
+    def publish_frame(self, frame, stamp):
+        msg = TactileFrame()
+        msg.header.stamp = stamp
+        msg.header.frame_id = self.frame_id
+        msg.rows, msg.cols = frame.cells.shape
+        msg.data = frame.cells.reshape(-1).tolist()
+        self.frame_pub.publish(msg)
+
+    def update_connected(self):
+        connected = self.client.connected
+        if connected != self._connected:
+            self._connected = connected
+            self.connected_pub.publish(Bool(data=connected))
+            stats = ', '.join('%s %d' % kv for kv in sorted(self.client.stats().items()) if kv[1])
+            if connected:
+                rospy.loginfo('dsa_driver: frames flowing from %s (%s)', self.client.port, stats)
+            else:
+                rospy.logwarn('dsa_driver: no frames from %s; connected=false (%s)', self.client.port, stats)
+
+    def report_errors(self):
+        """Log each new batch of dropped frames with the running totals."""
+        stats = self.client.stats()
+        errors = {name: stats.get(name, 0) for name in _ERROR_COUNTERS}
+        if errors != self._errors and any(errors.values()):
+            rospy.logwarn_throttle(2.0, 'dsa_driver: dropped frames so far: %s' % ', '.join(
+                '%s %d' % kv for kv in errors.items()))
+        self._errors = errors
+
+
+def main():
+    rospy.init_node('dsa_driver')
+    port = param('port')
+    frame_rate = int(param('frame_rate', 30))
+    if frame_rate <= 0:
+        raise SystemExit('dsa_driver: ~frame_rate must be positive, got %r' % frame_rate)
+    client = DsaClient(port, baudrate=int(param('baudrate', 115200)), timeout=float(param('timeout', 1.0)),
+                       frame_rate=frame_rate, rle=bool(param('rle', False)),
+                       shape=(int(param('rows', ROWS)), int(param('cols', COLS))),
+                       boot_timeout=float(param('boot_timeout', 10.0)), log=ros_log)
+    node = DsaNode(client, frame_id=param('frame_id', 'dsa'))
+    rospy.loginfo('dsa_driver: DSA on %s, %d frames/s%s', port, frame_rate, ' with RLE' if client.rle else '')
+    try:
+        while not rospy.is_shutdown():
+            node.spin_once()
+    finally:
+        client.close()
