@@ -18,6 +18,7 @@ import struct
 import time
 
 import numpy as np
+import serial
 
 from plas_ros.hardware.crc import crc16
 from plas_ros.hardware.wsg import Status, status_name
@@ -401,7 +402,6 @@ class DsaClient:
 
     def open(self):
         """Open the port and flush what the controller sent before (boot garbage, old frames)."""
-        import serial   # pyserial, only where a port is opened
         if self.serial is not None:
             return
         try:
@@ -444,7 +444,6 @@ class DsaClient:
 
     def _read_frames(self, wait):
         """Read what arrives within `wait` seconds (at least one poll) into the parser; returns Frames."""
-        import serial
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -461,7 +460,6 @@ class DsaClient:
                 return []
 
     def _write(self, command, payload):
-        import serial
         try:
             self.serial.write(encode_frame(command, payload))
             self.serial.flush()
