@@ -155,7 +155,8 @@ def test_replayed_sensors_give_the_recorded_observations_and_gripper_decisions(r
         if t.gripper_adjustment == UNCHANGED:
             decision = decide_width(t.gripper_width, behind['tactile'].data, _force(behind), config.gripper)
             assert (decision.adjustment, decision.edge_lost) == (UNCHANGED, bool(t.terminal)), (
-                'episode %d step %d: replayed reading gives %s, the bag %s' % (t.episode, t.step, decision, t))
+                'episode %d step %d: the replayed reading gives %s; the bag: %.2f mm, unchanged, edge lost %s'
+                % (t.episode, t.step, decision, t.gripper_width, bool(t.terminal)))
             decisions['lost' if t.terminal else UNCHANGED] += 1
         else:
             assert_adjustment_reproduced(stream, t, observations, width_before, config)
