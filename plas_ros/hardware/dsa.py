@@ -281,6 +281,12 @@ def parse_data_frame(payload, rows, cols):
     return DataFrame(timestamp, values.reshape(rows, cols), bool(flags & RLE))
 
 
+def line_frame_rate(baudrate, rows=ROWS, cols=COLS):
+    """Uncompressed data frames per second a serial line carries (8N1: 10 bits a byte)."""
+    frame_bytes = frame_size(DATA_HEADER.size + 2 * rows * cols)
+    return baudrate / 10.0 / frame_bytes
+
+
 def pack_acquisition(frame_rate, rle=False):
     """Start acquisition at frame_rate frames/s (0 stops)."""
     frame_rate = int(frame_rate)
@@ -556,6 +562,11 @@ class DsaClient:
             raise
         self._log(logging.INFO, 'DSA %s: %d x %d matrix, acquiring at %d frames/s%s' % (
             self.port, self.rows, self.cols, self.frame_rate, ' with RLE' if self.rle else ''))
+        capacity = line_frame_rate(self.baudrate, self.rows, self.cols)
+        if self.frame_rate > capacity:
+            self._log(logging.WARNING, 'DSA %s: %d baud carries about %.0f uncompressed frames/s; at %d frames/s '
+                      'the controller will drop frames%s' % (self.port, self.baudrate, capacity, self.frame_rate,
+                                                             '' if self.rle else ' (try rle)'))
 
     def _check_matrix(self, info):
         if self.shape and (info.cells_y, info.cells_x) != self.shape:

@@ -105,6 +105,11 @@ def test_malformed_data_frames_are_refused():
         dsa.parse_data_frame(b'\x00\x01', 14, 6)
 
 
+def test_line_capacity():
+    # 115200 baud = 11520 bytes/s; an uncompressed 14 x 6 frame is 181 bytes on the line
+    assert abs(dsa.line_frame_rate(115200) - 11520 / 181) < 1e-9
+
+
 def test_info_replies_layout():
     payload = le16(0) + bytes([0x9A, 0x99, 0x59, 0x40]) * 2 + le16(6) + le16(14) + b'extra'
     info = dsa.unpack_matrix_info(payload)
