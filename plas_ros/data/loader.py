@@ -75,7 +75,10 @@ def _read_dataset(path, handle, key):
     node = handle.get(key)
     if not isinstance(node, h5py.Dataset):
         raise schema.DatasetError(path, key, 'expected an HDF5 dataset, found %s' % type(node).__name__)
-    return node[()]
+    try:
+        return node[()]
+    except OSError as exc:  # e.g. a chunk whose checksum no longer matches: the file is damaged
+        raise schema.DatasetError(path, key, 'unreadable data, the file is damaged (%s)' % exc) from exc
 
 
 def read_file(path) -> Tuple[Dict[str, np.ndarray], Dict[str, object]]:
@@ -101,7 +104,8 @@ def read_file(path) -> Tuple[Dict[str, np.ndarray], Dict[str, object]]:
         if isinstance(infos, h5py.Group):
             for name, node in infos.items():
                 if isinstance(node, h5py.Dataset):
-                    arrays['%s/%s' % (schema.INFOS_GROUP, name)] = node[()]
+                    key = '%s/%s' % (schema.INFOS_GROUP, name)
+                    arrays[key] = _read_dataset(path, handle, key)
         attrs = {name: _decode_attr(value) for name, value in handle.attrs.items()}
     _check_numeric(path, arrays)
     schema.check_arrays(path, arrays)

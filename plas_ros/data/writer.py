@@ -192,7 +192,8 @@ def write_hdf5_atomically(path, arrays, attrs, fsync=True, group_attrs=None):
             for key, value in attrs.items():
                 f.attrs[key] = value
             for key, value in arrays.items():
-                f.create_dataset(key, data=value)
+                # Chunk checksums: a flipped bit in the data fails loudly on read instead of training silently.
+                f.create_dataset(key, data=value, fletcher32=len(value) > 0)
             for group, values in (group_attrs or {}).items():
                 for key, value in values.items():
                     f.require_group(group).attrs[key] = value

@@ -64,7 +64,8 @@ class SimWorld:
         try:
             self.arm_server = SimArmServer(self.arm)
             self.arm_port = self.arm_server.start('127.0.0.1', arm_port)
-            self.wsg = WsgSimulator(fingers=self.fingers)
+            # The gripper owns the finger width: start it where the cloth model starts (around the edge).
+            self.wsg = WsgSimulator(fingers=self.fingers, initial_width=self.cloth.config.start_width_mm)
             self.wsg_port = self.wsg.start('127.0.0.1', wsg_port)
             self.dsa = DsaSimulator(frame_source=self.tactile_frame)
             self.dsa_path = self.dsa.start(link=dsa_link)
