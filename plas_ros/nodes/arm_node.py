@@ -12,17 +12,8 @@ from geometry_msgs.msg import PoseStamped, WrenchStamped
 from std_srvs.srv import Trigger, TriggerResponse
 
 from plas_ros.hardware.arm import ArmError, SafetyBox, WrenchMedianFilter, pitch_to_quaternion
+from plas_ros.nodes.params import param
 from plas_ros.srv import TipMove, TipMoveResponse
-
-_REQUIRED = object()
-
-
-def param(name, default=_REQUIRED):
-    """~name, else `name` in the node's namespace (config/robot.yaml's section, loaded at the root)."""
-    value = rospy.get_param('~' + name, rospy.get_param(name, default))
-    if value is _REQUIRED:
-        raise SystemExit('arm_driver: parameter ~%s (or %s) is required' % (name, rospy.resolve_name(name)))
-    return value
 
 
 def make_arm():

@@ -5,35 +5,17 @@ stamp = receive time), so at the device's frame rate, and `connected` (std_msgs/
 change). Corrupt, truncated and malformed frames are logged, counted and dropped: nothing is published for
 them. An absent port (at start-up or later) is reopened with backoff. See doc/dsa.md.
 """
-import logging
 
 import rospy
 from std_msgs.msg import Bool
 
 from plas_ros.hardware.dsa import COLS, ROWS, DsaClient
 from plas_ros.msg import TactileFrame
+from plas_ros.nodes.params import param, ros_log
 
-_REQUIRED = object()
 _ERROR_COUNTERS = ('crc_errors', 'truncated', 'bad_frames', 'link_losses')
 
 
-def param(name, default=_REQUIRED):
-    """~name, else `name` in the node's namespace (config/robot.yaml's dsa section, loaded at the root)."""
-    value = rospy.get_param('~' + name, rospy.get_param(name, default))
-    if value is _REQUIRED:
-        raise SystemExit('dsa_driver: parameter ~%s (or %s) is required' % (name, rospy.resolve_name(name)))
-    return value
-
-
-def ros_log(level, text):
-    if level >= logging.ERROR:
-        rospy.logerr(text)
-    elif level >= logging.WARNING:
-        rospy.logwarn(text)
-    elif level >= logging.INFO:
-        rospy.loginfo(text)
-    else:
-        rospy.logdebug(text)
 
 
 class DsaNode:

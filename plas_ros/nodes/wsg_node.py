@@ -7,7 +7,6 @@ message then repeats the last measured values (zeros before the first). Services
 (command 0x53) are read once connected; commands outside them are refused with a message saying which limit.
 See doc/wsg.md.
 """
-import logging
 import math
 import threading
 import time
@@ -17,9 +16,9 @@ from std_srvs.srv import Trigger, TriggerResponse
 
 from plas_ros.hardware.wsg import Command, Status, WsgClient, WsgError, WsgLinkError
 from plas_ros.msg import GripperState
+from plas_ros.nodes.params import param, ros_log
 from plas_ros.srv import GripperCommand, GripperCommandResponse
 
-_REQUIRED = object()
 _LIMIT_SLACK = 1e-4  # the limits travel as f32: 0.1 mm/s arrives as 0.10000000149
 _HINTS = {
     Status.ACCESS_DENIED: 'fast stop active: call ack, then retry',
@@ -30,21 +29,6 @@ _HINTS = {
 }
 
 
-def param(name, default=_REQUIRED):
-    """~name, else `name` in the node's namespace (config/robot.yaml's wsg section, loaded at the root)."""
-    value = rospy.get_param('~' + name, rospy.get_param(name, default))
-    if value is _REQUIRED:
-        raise SystemExit('wsg_driver: parameter ~%s (or %s) is required' % (name, rospy.resolve_name(name)))
-    return value
-
-
-def ros_log(level, text):
-    if level >= logging.ERROR:
-        rospy.logerr(text)
-    elif level >= logging.WARNING:
-        rospy.logwarn(text)
-    else:
-        rospy.loginfo(text)
 
 
 def explain(what, error):
