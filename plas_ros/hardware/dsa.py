@@ -21,11 +21,9 @@ import numpy as np
 import serial
 
 from plas_ros.hardware.crc import crc16
+from plas_ros.hardware.framing import AGAIN, CRC_SIZE, HEADER_SIZE, PREAMBLE, Frame, PreambleScanner
 from plas_ros.hardware.wsg import Status, status_name
 
-PREAMBLE = b'\xaa\xaa\xaa'
-HEADER_SIZE = 6            # preamble, id, payload length
-CRC_SIZE = 2
 MAX_PAYLOAD = 1024         # a 14 x 6 data frame is 173 bytes; a longer length field means garbage
 ROWS, COLS = 14, 6         # the WSG-DSA finger
 FULLSCALE = 3895           # its largest raw cell value
@@ -82,7 +80,6 @@ class FrameError(DsaError, ValueError):
     """Bytes that are not one valid frame, or a payload that does not match its command's layout."""
 
 
-Frame = collections.namedtuple('Frame', 'command payload')
 DataFrame = collections.namedtuple('DataFrame', 'timestamp_ms cells rle')   # cells: (rows, cols) uint16
 ControllerInfo = collections.namedtuple(
     'ControllerInfo', 'error serial_number hw_version sw_version status_flags feature_flags senscon_type '
@@ -136,86 +133,44 @@ def decode_frame(data):
     return Frame(data[3], data[HEADER_SIZE:HEADER_SIZE + length])
 
 
-class FrameParser:
+class FrameParser(PreambleScanner):
     """Byte stream -> Frames. Skips garbage by resynchronising on the preamble and counts what it drops.
 
     After a checksum failure only the first preamble byte is dropped and the search restarts, because the
     'preamble' may have been garbage and a real frame may begin inside the bytes it seemed to cover. A
     failed frame inside which another preamble starts is counted as truncated (the sender cut it short and
-    began the next frame), otherwise as a CRC error. A run of more than three AA bytes is garbage followed by
-    the preamble: no command has the id 0xAA.
+    began the next frame), otherwise as a CRC error.
     """
 
     def __init__(self, max_payload=MAX_PAYLOAD):
-        self.max_payload = max_payload
-        self._buf = bytearray()
-        self.frames = 0
+        super().__init__(max_payload, frame_size)
         self.crc_errors = 0
         self.truncated = 0
-        self.garbage_bytes = 0
-
-    @property
-    def pending_bytes(self):
-        return len(self._buf)
 
     def counters(self):
         return {'frames': self.frames, 'crc_errors': self.crc_errors, 'truncated': self.truncated,
                 'garbage_bytes': self.garbage_bytes}
-
-    def feed(self, data):
-        """Append bytes; returns the list of complete, valid frames now available."""
-        self._buf += data
-        frames = []
-        while True:
-            result = self._next()
-            if result is None:
-                return frames
-            if isinstance(result, Frame):
-                frames.append(result)
 
     def reset(self):
         """Forget buffered bytes (the port was reopened); a frame left half-received counts as truncated."""
         if self._buf.startswith(PREAMBLE):
             self.truncated += 1
             del self._buf[:]
-        self._drop(len(self._buf))
+        self._skip(len(self._buf))
 
-    def _drop(self, count):
-        self.garbage_bytes += count
-        del self._buf[:count]
-
-    def _next(self):
-        """One step: a Frame, True (progress, call again) or None (needs more bytes)."""
-        buf = self._buf
-        start = buf.find(PREAMBLE)
-        if start < 0:
-            keep = 2 if buf.endswith(PREAMBLE[:2]) else (1 if buf.endswith(PREAMBLE[:1]) else 0)
-            self._drop(len(buf) - keep)    # a preamble may be split across reads
-            return None
-        while start + 3 < len(buf) and buf[start + 3] == PREAMBLE[0]:
-            start += 1
-        if start:
-            self._drop(start)
-        if len(buf) < HEADER_SIZE:
-            return None
-        length = struct.unpack_from('<H', buf, 4)[0]
-        if length > self.max_payload:
-            self._drop(1)
-            return True
-        total = frame_size(length)
-        if len(buf) < total:
-            return None
-        if length and crc16(bytes(buf[3:total])) != 0:
-            if buf.find(PREAMBLE, 1, total) >= 0:
+    def _next_item(self):
+        candidate = self._candidate()
+        if candidate is None or candidate is AGAIN:
+            return candidate
+        raw, length = candidate
+        if length and crc16(raw[3:]) != 0:  # the DSA CRC skips the preamble and is absent without payload
+            if raw.find(PREAMBLE, 1) >= 0:
                 self.truncated += 1
             else:
                 self.crc_errors += 1
-            self._drop(1)
-            return True
-        frame = Frame(buf[3], bytes(buf[HEADER_SIZE:HEADER_SIZE + length]))
-        del buf[:total]
-        self.frames += 1
-        return frame
+            self._skip(1)
+            return AGAIN
+        return self._accept(raw, length)
 
 
 # --------------------------------------------------------------------------------------------- RLE

@@ -18,10 +18,8 @@ import threading
 import time
 
 from plas_ros.hardware.crc import crc16
+from plas_ros.hardware.framing import AGAIN, CRC_SIZE, HEADER_SIZE, PREAMBLE, Frame, PreambleScanner
 
-PREAMBLE = b'\xaa\xaa\xaa'
-HEADER_SIZE = 6          # preamble, id, payload length
-CRC_SIZE = 2
 MAX_PAYLOAD = 1024       # no WSG message comes close; a longer length field means we locked onto garbage
 DEFAULT_PORT = 1000
 MIN_PERIOD_MS = 10       # shortest auto-update period the simulated gripper accepts
@@ -176,7 +174,6 @@ class FrameError(ValueError):
     """A byte string that is not exactly one valid frame."""
 
 
-Frame = collections.namedtuple('Frame', 'command payload')
 CorruptFrame = collections.namedtuple('CorruptFrame', 'command length')  # a complete frame whose CRC failed
 
 SystemLimits = collections.namedtuple(
@@ -215,35 +212,17 @@ def decode_frame(data):
     return Frame(data[3], data[HEADER_SIZE:-CRC_SIZE])
 
 
-class FrameParser:
+class FrameParser(PreambleScanner):
     """Stream of bytes -> Frame / CorruptFrame items; skips garbage by resynchronising on the preamble.
 
     After a checksum error only the first preamble byte is dropped and the search restarts: the 'preamble'
-    may itself have been garbage, and a real frame can start inside what it seemed to cover. A run of more
-    than three AA bytes is read as garbage followed by the preamble (no command has the id 0xAA).
+    may itself have been garbage, and a real frame can start inside what it seemed to cover.
     """
 
     def __init__(self, max_payload=MAX_PAYLOAD):
-        self.max_payload = max_payload
-        self._buf = bytearray()
-        self.frames = 0
+        super().__init__(max_payload, lambda length: HEADER_SIZE + length + CRC_SIZE)
         self.checksum_errors = 0
-        self.garbage_bytes = 0
         self.truncated_frames = 0
-
-    @property
-    def pending_bytes(self):
-        return len(self._buf)
-
-    def feed(self, data):
-        self._buf += data
-        items = []
-        while True:
-            item = self._next_item()
-            if item is None:
-                return items
-            if item is not _AGAIN:
-                items.append(item)
 
     def discard_partial(self):
         """Drop a frame that started but never completed (the sender died or cut it); returns bytes dropped."""
@@ -253,41 +232,18 @@ class FrameParser:
             del self._buf[:]
         return dropped
 
-    def _skip(self, count):
-        self.garbage_bytes += count
-        del self._buf[:count]
-
     def _next_item(self):
-        buf = self._buf
-        start = buf.find(PREAMBLE)
-        if start < 0:
-            keep = 2 if buf.endswith(PREAMBLE[:2]) else (1 if buf.endswith(PREAMBLE[:1]) else 0)
-            self._skip(len(buf) - keep)  # a preamble may be split across reads
-            return None
-        while start + 3 < len(buf) and buf[start + 3] == PREAMBLE[0]:
-            start += 1  # a longer run of AA: the frame starts at its last three (no command has id 0xAA)
-        if start:
-            self._skip(start)
-        if len(buf) < HEADER_SIZE:
-            return None
-        length = struct.unpack_from('<H', buf, 4)[0]
-        if length > self.max_payload:
-            self._skip(1)
-            return _AGAIN
-        total = HEADER_SIZE + length + CRC_SIZE
-        if len(buf) < total:
-            return None
-        raw = bytes(buf[:total])
-        if crc16(raw) != 0:
+        candidate = self._candidate()
+        if candidate is None or candidate is AGAIN:
+            return candidate
+        raw, length = candidate
+        if crc16(raw) != 0:  # the WSG CRC covers the whole frame, preamble included
             self.checksum_errors += 1
             self._skip(1)
             return CorruptFrame(raw[3], length)
-        del buf[:total]
-        self.frames += 1
-        return Frame(raw[3], raw[HEADER_SIZE:-CRC_SIZE])
+        return self._accept(raw, length)
 
 
-_AGAIN = object()
 
 
 # --------------------------------------------------------------------------------------------- payloads

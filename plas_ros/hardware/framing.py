@@ -1,0 +1,84 @@
+"""The framing the Weiss WSG command set and the DSA controller share (REFERENCE.md sections 4 and 5):
+
+    AA AA AA | id u8 | payload length u16 LE | payload | CRC u16 LE
+
+The protocols differ only in what the CRC covers and whether an empty payload has one, so this module
+finds frames in a byte stream and each protocol's parser checks them.
+"""
+import collections
+import struct
+
+PREAMBLE = b'\xaa\xaa\xaa'
+HEADER_SIZE = 6            # preamble, id, payload length
+CRC_SIZE = 2
+
+Frame = collections.namedtuple('Frame', 'command payload')
+
+AGAIN = object()           # a step that made progress without yielding an item: call again
+
+
+class PreambleScanner:
+    """Byte stream -> candidate frames (`raw` bytes and payload `length`), skipping garbage.
+
+    Subclasses check a candidate's CRC in `_next_item` and decide what to drop. A run of more than three AA
+    bytes is read as garbage followed by the preamble (no command has the id 0xAA); a preamble split across
+    reads is kept; a length field over `max_payload` means the scanner locked onto garbage.
+    """
+
+    def __init__(self, max_payload, frame_size):
+        self.max_payload = max_payload
+        self._frame_size = frame_size      # payload length -> total frame bytes
+        self._buf = bytearray()
+        self.frames = 0
+        self.garbage_bytes = 0
+
+    @property
+    def pending_bytes(self):
+        return len(self._buf)
+
+    def _skip(self, count):
+        self.garbage_bytes += count
+        del self._buf[:count]
+
+    def _candidate(self):
+        """None (needs more bytes), AGAIN (dropped garbage) or (raw, length) of a complete frame at the front."""
+        buf = self._buf
+        start = buf.find(PREAMBLE)
+        if start < 0:
+            keep = 2 if buf.endswith(PREAMBLE[:2]) else (1 if buf.endswith(PREAMBLE[:1]) else 0)
+            self._skip(len(buf) - keep)
+            return None
+        while start + 3 < len(buf) and buf[start + 3] == PREAMBLE[0]:
+            start += 1
+        if start:
+            self._skip(start)
+        if len(buf) < HEADER_SIZE:
+            return None
+        length = struct.unpack_from('<H', buf, 4)[0]
+        if length > self.max_payload:
+            self._skip(1)
+            return AGAIN
+        total = self._frame_size(length)
+        if len(buf) < total:
+            return None
+        return bytes(buf[:total]), length
+
+    def _accept(self, raw, length):
+        """Consume a checked frame from the front of the buffer."""
+        del self._buf[:len(raw)]
+        self.frames += 1
+        return Frame(raw[3], raw[HEADER_SIZE:HEADER_SIZE + length])
+
+    def feed(self, data):
+        """Append bytes; returns the items (frames, and whatever a subclass reports) now complete."""
+        self._buf += data
+        items = []
+        while True:
+            item = self._next_item()
+            if item is None:
+                return items
+            if item is not AGAIN:
+                items.append(item)
+
+    def _next_item(self):
+        raise NotImplementedError
