@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Sets up everything plas_ros needs, idempotently: ROS 1 (Noetic if present, else Debian's packages),
-# a venv on ROS's interpreter, pinned Python requirements and the catkin build in .catkin_ws/.
+# a venv on ROS's interpreter, pinned Python requirements and the catkin build in build/ws/
+# (under build/, which rosrun skips inside a package, so the devel-space wrappers are found once).
 # A second run only checks and returns in a few seconds.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 VENV="$ROOT/.venv"
-WS="$ROOT/.catkin_ws"
+WS="$ROOT/build/ws"
 STAMPS="$WS/stamps"
 say() { printf '[bootstrap] %s\n' "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -57,15 +58,27 @@ install_venv() {
   fi
 }
 
+link_package() {
+  # The workspace sees the package through a folder of links to the repo's top-level entries (not one link
+  # to the repo, which holds the workspace: rosrun's `find -L` would loop through it and see every
+  # executable twice). Refreshed on every run, so new top-level files appear.
+  local pkg="$WS/src/plas_ros" entry
+  [ -L "$pkg" ] && rm "$pkg"
+  mkdir -p "$pkg"
+  find "$pkg" -maxdepth 1 -type l -delete
+  for entry in "$ROOT"/*; do
+    [ "$(basename "$entry")" = build ] || ln -s "$entry" "$pkg/"
+  done
+}
+
 build_catkin() {
-  mkdir -p "$WS/src"
-  [ -L "$WS/src/plas_ros" ] || ln -s ../.. "$WS/src/plas_ros"
+  link_package
   local want
   want=$(cat package.xml CMakeLists.txt setup.py msg/*.msg srv/*.srv | sha1sum | cut -c1-16)
   want="$want-$({ ls scripts 2>/dev/null || true; } | sha1sum | cut -c1-8)"
   if [ "$(cat "$STAMPS/catkin" 2>/dev/null)" != "$want" ] || [ ! -f "$WS/devel/setup.bash" ]; then
     say "building the catkin workspace"
-    (cd "$WS" && set +u && catkin_make -DPYTHON_EXECUTABLE="$VENV/bin/python3" >"$WS/catkin_make.log" 2>&1) \
+    (cd "$WS" && set +u && catkin_make --force-cmake -DPYTHON_EXECUTABLE="$VENV/bin/python3" >"$WS/catkin_make.log" 2>&1) \
       || { tail -n 40 "$WS/catkin_make.log"; exit 1; }
     echo "$want" > "$STAMPS/catkin"
   fi
