@@ -331,6 +331,9 @@ class EnvNode:
                 autostart = False  # the operator must look: wait for /cloth/reset
                 rospy.logerr('cloth_env: waiting for /cloth/reset')
                 continue
+            if reply is not None and self.autostart and not autostart:
+                rospy.loginfo('cloth_env: the operator reset worked; running episodes back to back again')
+                autostart = True
             self.run_episode()
         rospy.loginfo('cloth_env: %d episode(s) done; idle', self.finished)
         rospy.spin()
