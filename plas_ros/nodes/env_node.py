@@ -11,6 +11,7 @@ import threading
 import time
 
 import numpy as np
+import rosgraph
 import rospy
 from geometry_msgs.msg import PoseStamped, WrenchStamped
 from std_srvs.srv import Trigger, TriggerResponse
@@ -24,6 +25,8 @@ from plas_ros.srv import GripperCommand, TipMove
 
 SENSOR_TOPICS = {'tactile': ('/dsa/frame', TactileFrame), 'wrench': ('/arm/wrench', WrenchStamped),
                  'pose': ('/arm/tip_pose', PoseStamped), 'gripper': ('/wsg/state', GripperState)}
+
+DRIVER_SERVICES = ('/arm/move_tip', '/arm/move_to_start', '/wsg/move', '/wsg/ack')
 
 
 class RobotError(RuntimeError):
@@ -56,6 +59,11 @@ class FreshSensors:
             elif self._latest[name][1] <= since:
                 problems.append('%s: last message %.2f s old' % (topic, now - self._latest[name][1]))
         return problems
+
+    def never_heard(self):
+        """The sensor topics that have not published yet (a driver still starting)."""
+        with self._cond:
+            return [topic for name, (topic, _) in SENSOR_TOPICS.items() if name not in self._latest]
 
     def check_alive(self):
         """SensorError unless every topic published within max_age."""
@@ -175,6 +183,14 @@ class ActionInbox:
                 if remaining <= 0 or rospy.is_shutdown():
                     return None
                 self._cond.wait(remaining)
+
+
+def _advertised(service):
+    try:
+        rosgraph.Master(rospy.get_name()).lookupService(service)
+        return True
+    except rosgraph.MasterException:  # not registered (or the master could not say)
+        return False
 
 
 def _stamped(msg):
@@ -311,8 +327,19 @@ class EnvNode:
                                    % self.min_subscribers)
             rospy.sleep(0.1)
 
+    def _wait_for_drivers(self):
+        """Before the first reset: every driver service advertised and every sensor topic heard once, so a
+        driver still starting is not taken for a failed calibration (which would stop autostart)."""
+        while not rospy.is_shutdown():
+            missing = [name for name in DRIVER_SERVICES if not _advertised(name)] + self.sensors.never_heard()
+            if not missing:
+                return
+            rospy.loginfo_throttle(5.0, 'cloth_env: waiting for the drivers: %s' % ', '.join(missing))
+            rospy.sleep(0.1)
+
     def spin(self):
         self._wait_for_recorder()
+        self._wait_for_drivers()
         autostart = self.autostart
         while not rospy.is_shutdown() and self._episodes_left():
             reply = None

@@ -3,6 +3,7 @@ without an action, rejecting an invalid action, and a sensor that stops publishi
 import os
 import subprocess
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -57,13 +58,21 @@ class Loop:
         self.pub.unregister()
 
 
+def start_drivers(roslaunch, tmp_path):
+    return roslaunch(DRIVERS, name='drivers', sim='true', sim_seed=1, sim_wsg_port=free_port(),
+                     sim_arm_port=free_port(), sim_dsa_link=str(tmp_path / 'dsa'))
+
+
+def start_env(processes, *params):
+    return processes([ENV_NODE, '_episodes:=0', '_action_timeout:=0.5', '_sensor_max_age:=0.5',
+                      '_wait_for_recorder:=1'] + list(params), name='env_node')
+
+
 @pytest.fixture
 def env_loop(rospy_node, roslaunch, processes, tmp_path):
-    drivers = roslaunch(DRIVERS, name='drivers', sim='true', sim_seed=1, sim_wsg_port=free_port(),
-                        sim_arm_port=free_port(), sim_dsa_link=str(tmp_path / 'dsa'))
+    drivers = start_drivers(roslaunch, tmp_path)
     loop = Loop(rospy_node)
-    env = processes([ENV_NODE, '_episodes:=0', '_action_timeout:=0.5', '_sensor_max_age:=0.5',
-                     '_wait_for_recorder:=1'], name='env_node')
+    env = start_env(processes)
     yield loop, env, drivers
     loop.close()
 
@@ -120,3 +129,20 @@ def test_sensor_that_stops_publishing_ends_the_episode_as_an_error(env_loop, ros
     assert not error.terminal and not error.timeout
     assert len(error.next_observation) == 0  # nothing made up
     assert len(error.observation) == layout.OBS_DIM
+
+
+def test_drivers_slower_than_the_service_timeout_are_waited_for(rospy_node, roslaunch, processes, tmp_path):
+    """A driver still starting is not a failed calibration: the first episode waits for it (before, the reset
+    failed after ~service_timeout and the node sat waiting for /cloth/reset)."""
+    loop = Loop(rospy_node)
+    try:
+        env = start_env(processes, '_service_timeout:=1.0')
+        rospy_node.wait_for_service('/cloth/reset', timeout=20)  # the node is up
+        time.sleep(2.0)  # longer than its service timeout
+        start_drivers(roslaunch, tmp_path)
+        first = loop.observation(0, 0, timeout=30.0)
+        assert len(first.data) == layout.OBS_DIM
+        assert 'waiting for the drivers: /arm/move_tip' in env.output and '/dsa/frame' in env.output
+        assert 'failed' not in env.output, env.output
+    finally:
+        loop.close()
