@@ -4,6 +4,7 @@ subprocesses (nodes, roslaunch, rosbag) that are always stopped with their whole
 Unit tests (tests/unit) use none of these and run without ROS.
 """
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -32,6 +33,26 @@ def wait_for(predicate, timeout, interval=0.05, what='condition'):
             return value
         time.sleep(interval)
     raise AssertionError('timed out after %.1f s waiting for %s' % (timeout, what))
+
+
+def digest(output, lines=60):
+    """A process's output for a failure message: runs of lines that differ only in their numbers (a node
+    repeating a warning every second) collapsed to one, then the first and last `lines` of what is left."""
+    kept, last_shape, repeats = [], None, 0
+    for line in output.splitlines():
+        shape = re.sub(r'[\d.]+', '#', line)
+        if shape == last_shape:
+            repeats += 1
+            continue
+        if repeats:
+            kept.append('    [... %d more like the line above]' % repeats)
+        kept.append(line)
+        last_shape, repeats = shape, 0
+    if repeats:
+        kept.append('    [... %d more like the line above]' % repeats)
+    if len(kept) > 2 * lines:
+        kept = kept[:lines] + ['    [... %d lines ...]' % (len(kept) - 2 * lines)] + kept[-lines:]
+    return '\n'.join(kept)
 
 
 class ManagedProcess:
@@ -64,7 +85,7 @@ class ManagedProcess:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             raise AssertionError('%s still running after %.0f s; output:\n%s'
-                                 % (' '.join(self.args), timeout, self.output[-4000:])) from None
+                                 % (' '.join(self.args), timeout, digest(self.output))) from None
 
     def signal(self, sig):
         try:

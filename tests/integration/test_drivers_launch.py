@@ -6,7 +6,7 @@ move the tip with /arm/move_tip and go back with /arm/move_to_start.
 import threading
 
 import pytest
-from conftest import free_port, wait_for
+from conftest import digest, free_port, wait_for
 
 
 class Latest:
@@ -41,7 +41,7 @@ def _service(rospy, name, cls, proc):
     try:
         rospy.wait_for_service(name, timeout=30)
     except rospy.ROSException:
-        raise AssertionError('%s never came up:\n%s' % (name, proc.output[-4000:])) from None
+        raise AssertionError('%s never came up:\n%s' % (name, digest(proc.output))) from None
     return rospy.ServiceProxy(name, cls)
 
 
@@ -97,7 +97,7 @@ def test_drivers_launch_in_simulation(drivers):
         back = _service(rospy, '/arm/move_to_start', Trigger, proc)()
         assert back.success, back.message
         wait_for(lambda: abs(pose.msg.pose.position.y - at_start.position.y) < 1e-6, 10, what='pose at start')
-        assert proc.running(), proc.output[-3000:]
+        assert proc.running(), digest(proc.output)
     finally:
         for topic in (state, frames, pose, wrench):
             topic.sub.unregister()

@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 
-from conftest import REPO_ROOT, wait_for
+from conftest import REPO_ROOT, digest, wait_for
 
 
 class Recorder:
@@ -49,11 +49,11 @@ def test_dsa_node_against_the_simulator(rospy_node, processes, tmp_path):
                       '_port:=%s' % link, '_frame_rate:=50', '_rle:=true'], name='dsa_node')
     try:
         wait_for(lambda: [m.data for m in connected.snapshot()] == [False], 20, what='/dsa/connected false')
-        assert not frames.snapshot() and node.running(), node.output[-3000:]
+        assert not frames.snapshot() and node.running(), digest(node.output)
 
         sim = processes([sys.executable, '-m', 'plas_ros.sim.dsa', '--link', link, '--boot-garbage',
                          '--boot-seconds', '0.5', '--reopen-delay', '1.5'], name='dsa_sim')
-        wait_for(lambda: len(frames.snapshot()) >= 30, 30, what='30 frames on /dsa/frame\n' + node.output[-3000:])
+        wait_for(lambda: len(frames.snapshot()) >= 30, 30, what='30 frames on /dsa/frame\n' + digest(node.output))
         assert connected.snapshot()[-1].data is True
         received = frames.snapshot()
         numbers = [check_pattern(m) for m in received]
@@ -65,13 +65,13 @@ def test_dsa_node_against_the_simulator(rospy_node, processes, tmp_path):
 
         sim.signal(signal.SIGUSR1)          # the simulator closes its pty and opens a new one 1.5 s later
         wait_for(lambda: [m.data for m in connected.snapshot()][-2:] == [False, True], 20,
-                 what='connected false then true\n' + node.output[-3000:])
+                 what='connected false then true\n' + digest(node.output))
         count = len(frames.snapshot())
         wait_for(lambda: len(frames.snapshot()) >= count + 10, 10, what='frames after the reopen')
         for msg in frames.snapshot():
             check_pattern(msg)
         assert [m.data for m in connected.snapshot()] == [False, True, False, True]
-        assert node.running() and sim.running(), node.output[-3000:]
+        assert node.running() and sim.running(), digest(node.output)
     finally:
         frames.sub.unregister()
         connected.sub.unregister()

@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO_ROOT, wait_for
+from conftest import REPO_ROOT, digest, wait_for
 
 from plas_ros.env import layout
 
@@ -161,8 +161,8 @@ class Stack:
                 answered += 1
             time.sleep(0.2)
         assert not self.recorder.running(), 'the recorder did not reach %d complete episodes; cloth_env said:\n%s' % (
-            EPISODES, self.env.output[-4000:])
-        assert self.recorder.wait(1) == 0, self.recorder.output[-3000:]
+            EPISODES, digest(self.env.output))
+        assert self.recorder.wait(1) == 0, digest(self.recorder.output)
         validate = subprocess.run([sys.executable, '-m', 'plas_ros.data', 'validate', self.output],
                                   capture_output=True, text=True, timeout=60)
         assert validate.returncode == 0, validate.stdout + validate.stderr
@@ -194,7 +194,7 @@ def stack(rospy_node, processes, tmp_path):
 
 
 def snapshot_after_first_commit(stack):
-    wait_for(lambda: stack.watch.committed >= 1, 60, what='the first committed episode\n' + stack.env.output[-2000:])
+    wait_for(lambda: stack.watch.committed >= 1, 60, what='the first committed episode\n' + digest(stack.env.output))
     return read_file(stack.output)
 
 

@@ -3,7 +3,7 @@ import os
 import subprocess
 import threading
 
-from conftest import REPO_ROOT, wait_for
+from conftest import REPO_ROOT, digest, wait_for
 
 
 def test_transition_round_trip_through_master(rospy_node):
@@ -52,7 +52,7 @@ def test_launch_file_up_and_down_with_debian_cli_tools(rospy_node, roslaunch):
     sub = rospy.Subscriber('/foundation/action', Action, lambda m: got.set() if m.step == 42 else None)
     launch_file = os.path.join(REPO_ROOT, 'tests', 'fixtures', 'foundation_talker.launch')
     proc = roslaunch(launch_file, name='talker')
-    assert got.wait(30), 'no Action from the launched node:\n' + proc.output[-3000:]
+    assert got.wait(30), 'no Action from the launched node:\n' + digest(proc.output)
     assert proc.running()
     assert proc.stop() is not None
     assert not proc.running()

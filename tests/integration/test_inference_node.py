@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, ManagedProcess, wait_for
+from conftest import REPO_ROOT, ManagedProcess, digest, wait_for
 from deploy_helpers import session_checkpoint
 
 from plas_ros.env import layout
@@ -53,7 +53,7 @@ class Link:
         wait_for(lambda: self.pub.get_num_connections() > 0 and self.sub.get_num_connections() > 0
                  and self.estop_pub.get_num_connections() > 0 or not proc.running(), 30,
                  what='connections to %s' % node_name)
-        assert proc.running(), proc.output[-3000:]
+        assert proc.running(), digest(proc.output)
 
     def send(self, data, episode=0, step=0, age=0.0, stamp=None):
         msg = self.Observation(episode=episode, step=step, data=list(data))
@@ -114,7 +114,7 @@ def expect_rejected(link, proc, data, reason, step, **send):
     time.sleep(QUIET)
     sentinel = step + 1
     link.send(observation(sentinel), step=sentinel)
-    assert link.answer(0, sentinel) is not None, 'node stopped answering:\n' + proc.output[-3000:]
+    assert link.answer(0, sentinel) is not None, 'node stopped answering:\n' + digest(proc.output)
     assert link.answer(0, step, timeout=0) is None, 'an action was published for: %s' % reason
     assert reason in proc.output
 
@@ -125,7 +125,7 @@ def test_valid_observation_gets_the_policy_action_with_echoed_ids(sim_node, poli
         obs = observation(step)
         sent = link.send(obs, episode=7, step=step)
         action = link.answer(7, step)
-        assert action is not None, proc.output[-3000:]
+        assert action is not None, digest(proc.output)
         expected = np.clip(policy.act(obs), policy.action_low, policy.action_high)
         np.testing.assert_allclose(action.data, expected, rtol=1e-5, atol=1e-6)
         assert action.header.stamp == sent.header.stamp
@@ -205,7 +205,7 @@ def test_disabled_off_sim_until_enabled_and_actions_stay_in_tighter_bounds(hardw
         obs = rng.uniform(-5.0, 5.0, layout.OBS_DIM).astype(np.float32)  # far outside the data: push the policy
         link.send(obs, step=step)
         action = link.answer(0, step)
-        assert action is not None, proc.output[-3000:]
+        assert action is not None, digest(proc.output)
         data = np.array(action.data, np.float32)
         assert np.all(data >= low) and np.all(data <= high), data
         raw = policy.act(obs)

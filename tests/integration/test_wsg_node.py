@@ -5,7 +5,7 @@ import os
 import threading
 
 import pytest
-from conftest import REPO_ROOT, wait_for
+from conftest import REPO_ROOT, digest, wait_for
 
 WSG_NODE = os.path.join(REPO_ROOT, 'scripts', 'wsg_node')
 NS = '/wsgtest'
@@ -42,7 +42,7 @@ def gripper(rospy_node, processes):
     try:
         wait_for(lambda: state.msg is not None and state.msg.connected, 30, what='%s/state connected' % NS)
         yield rospy_node, sim, node, state
-        assert node.running(), node.output[-3000:]
+        assert node.running(), digest(node.output)
     finally:
         state.sub.unregister()
         sim.stop()

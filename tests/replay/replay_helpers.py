@@ -7,7 +7,7 @@ with isinstance (SETUP.md).
 import os
 
 import rosgraph
-from conftest import REPO_ROOT, wait_for
+from conftest import REPO_ROOT, digest, wait_for
 
 BAG_DIR = os.path.join(REPO_ROOT, 'tests', 'fixtures', 'bags')
 BAG = os.environ.get('PLAS_ROS_REPLAY_BAG', os.path.join(BAG_DIR, 'sim_collect.bag'))
@@ -38,7 +38,7 @@ def subscribed(topic, node):
 
 def wait_subscribed(topic, node, proc, timeout=30.0):
     wait_for(lambda: subscribed(topic, node) or not proc.running(), timeout, what='%s to subscribe %s' % (node, topic))
-    assert proc.running(), '%s exited:\n%s' % (node, proc.output[-3000:])
+    assert proc.running(), '%s exited:\n%s' % (node, digest(proc.output))
 
 
 def play(processes, topics, rate=1.0, remap=(), path=BAG, timeout=120.0):
@@ -49,5 +49,5 @@ def play(processes, topics, rate=1.0, remap=(), path=BAG, timeout=120.0):
     args += ['--topics'] + list(topics)
     player = processes(args, name='rosbag_play')
     code = player.wait(timeout)
-    assert code == 0, 'rosbag play failed (%s):\n%s' % (code, player.output[-3000:])
+    assert code == 0, 'rosbag play failed (%s):\n%s' % (code, digest(player.output))
     return player
