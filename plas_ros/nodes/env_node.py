@@ -257,8 +257,10 @@ class EnvNode:
         while not rospy.is_shutdown():
             msg = self.inbox.wait_for(self.episode, step, self.action_timeout)
             if msg is None:
-                rospy.logwarn('cloth_env: no action for episode %d step %d within %.1f s; holding still',
-                              self.episode, step, self.action_timeout)
+                rospy.logwarn('cloth_env: no action for episode %d step %d within %.1f s (%d /cloth/action publisher(s)'
+                              ' connected, %d /cloth/observation subscriber(s)); holding still', self.episode, step,
+                              self.action_timeout, self.action_sub.get_num_connections(),
+                              self.obs_pub.get_num_connections())
                 self.sensors.check_alive()
                 self._publish_observation(step)  # ask again (a late policy may have missed it)
                 continue
