@@ -98,7 +98,8 @@ def test_fast_stop_refuses_motion_until_acknowledged(sim, client):
     assert sim.width == 25.0
 
 
-def test_stop_aborts_a_running_motion(sim, client):
+def start_slow_move(client):
+    """A move to 0 mm at 2 mm/s on its own thread; the WsgError it ends with lands in outcome['error']."""
     outcome = {}
 
     def slow_move():
@@ -109,6 +110,11 @@ def test_stop_aborts_a_running_motion(sim, client):
 
     mover = threading.Thread(target=slow_move)
     mover.start()
+    return mover, outcome
+
+
+def test_stop_aborts_a_running_motion(sim, client):
+    mover, outcome = start_slow_move(client)
     wait_for(lambda: SystemFlag.MOVING in SystemFlag(client.system_state()), 'the move to start')
     client.stop()
     mover.join(WAIT)
@@ -147,16 +153,7 @@ def test_reconnects_after_the_simulator_drops_the_connection(sim, client):
 
 
 def test_a_motion_cut_by_a_drop_raises_a_link_error(sim, client):
-    outcome = {}
-
-    def slow_move():
-        try:
-            client.move(0.0, 2.0)
-        except WsgError as exc:
-            outcome['error'] = exc
-
-    mover = threading.Thread(target=slow_move)
-    mover.start()
+    mover, outcome = start_slow_move(client)
     wait_for(lambda: SystemFlag.MOVING in SystemFlag(sim.system_flags()), 'the move to start')
     sim.drop_connections()
     mover.join(WAIT)
