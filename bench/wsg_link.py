@@ -7,6 +7,7 @@
     python bench/wsg_link.py [--requests 2000]
 """
 import argparse
+import contextlib
 import os
 import socket
 import statistics
@@ -34,33 +35,35 @@ def bare_round_trips(port, count):
     return times
 
 
-def client_round_trips(port, count):
+@contextlib.contextmanager
+def connected_client(port):
     client = WsgClient('127.0.0.1', port).start()
-    client.wait_connected(5.0)
-    times = []
     try:
+        client.wait_connected(5.0)
+        yield client
+    finally:
+        client.close()
+
+
+def client_round_trips(port, count):
+    times = []
+    with connected_client(port) as client:
         for _ in range(count):
             start = time.perf_counter()
             client.loop(b'0123456789')
             times.append(time.perf_counter() - start)
-    finally:
-        client.close()
     return times
 
 
 def move_ratios(port, moves):
-    client = WsgClient('127.0.0.1', port).start()
-    client.wait_connected(5.0)
     ratios = []
-    try:
+    with connected_client(port) as client:
         client.move(40.0, 400.0)
         for width, speed in moves:
             start = time.perf_counter()
             before = client.width()
             client.move(width, speed)
             ratios.append((time.perf_counter() - start) / (abs(width - before) / speed))
-    finally:
-        client.close()
     return ratios
 
 
