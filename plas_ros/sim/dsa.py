@@ -29,6 +29,7 @@ import numpy as np
 
 from plas_ros.hardware import dsa
 from plas_ros.hardware.wsg import Status
+from plas_ros.sim.cli import StopSignals, parse_without_ros_remappings
 
 _LOG = logging.getLogger('plas_ros.sim.dsa')
 PATTERN_MODULUS = dsa.FULLSCALE + 1
@@ -329,15 +330,13 @@ def parse_args(argv):
     parser.add_argument('--cols', type=int, default=dsa.COLS)
     parser.add_argument('--reopen-delay', type=float, default=1.0,
                         help='seconds the pty stays closed after SIGUSR1')
-    return parser.parse_args([a for a in argv if ':=' not in a])   # ignore ROS remappings
+    return parse_without_ros_remappings(parser, argv)
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     sim = DsaSimulator(rows=args.rows, cols=args.cols, boot_seconds=args.boot_seconds)
-    stopping = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopping.set())
+    stop_signals = StopSignals()
 
     def reopen(*_):
         threading.Thread(target=lambda: print('pty reopened at %s' % sim.reopen_pty(args.reopen_delay),
@@ -347,8 +346,7 @@ def main(argv=None):
     path = sim.start(link=args.link, boot_garbage=args.boot_garbage)
     print('DSA simulator on %s%s' % (path, ' (link %s)' % args.link if args.link else ''), flush=True)
     try:
-        while not stopping.wait(0.5):
-            pass
+        stop_signals.wait()
     finally:
         sim.stop()
         print('DSA simulator stopped (%s)' % ', '.join('%s %d' % kv for kv in sim.counts.items()), flush=True)

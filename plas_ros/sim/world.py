@@ -13,11 +13,11 @@ Arguments of the form `name:=value` (ROS remappings such as __name:= and __log:=
 are ignored, so roslaunch can start this as a node.
 """
 import argparse
-import signal
 import sys
 import threading
 
 from plas_ros.sim.arm import ClothArm, SimArmServer
+from plas_ros.sim.cli import StopSignals, parse_without_ros_remappings
 from plas_ros.sim.cloth import ClothSim, load_cloth_config
 
 
@@ -89,21 +89,18 @@ def parse_args(argv):
     parser.add_argument('--dsa-link', default=None, help='symlink to create to the DSA pseudo-terminal')
     parser.add_argument('--seed', type=int, default=None, help='seed of the first cloth episode')
     parser.add_argument('--config', default=None, help='cloth simulator config (default config/sim.yaml)')
-    return parser.parse_args([a for a in argv if ':=' not in a])
+    return parse_without_ros_remappings(parser, argv)
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     world = SimWorld(seed=args.seed, config=load_cloth_config(args.config))
-    stopping = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopping.set())
+    stop_signals = StopSignals()
     wsg_port, arm_port, dsa_path = world.start(args.wsg_port, args.arm_port, args.dsa_link)
     print('sim world up: wsg 127.0.0.1:%d, arm 127.0.0.1:%d, dsa %s (link %s), seed %s'
           % (wsg_port, arm_port, dsa_path, args.dsa_link, args.seed), flush=True)
     try:
-        while not stopping.wait(0.5):
-            pass
+        stop_signals.wait()
     finally:
         world.stop()
         print('sim world stopped', flush=True)

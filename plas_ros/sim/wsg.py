@@ -16,7 +16,6 @@ import functools
 import logging
 import math
 import selectors
-import signal
 import socket
 import struct
 import sys
@@ -44,6 +43,7 @@ from plas_ros.hardware.wsg import (
     pack_limits,
     pack_status,
 )
+from plas_ros.sim.cli import StopSignals, parse_without_ros_remappings
 
 SIM_LIMITS = SystemLimits(stroke=68.0, min_speed=0.1, max_speed=420.0, min_acceleration=100.0,
                           max_acceleration=5000.0, min_force=5.0, max_force=80.0, overdrive_force=80.0)
@@ -698,21 +698,18 @@ def parse_args(argv):
     parser.add_argument('--port', type=int, default=0, help='TCP port (0: any free port, printed at start)')
     parser.add_argument('--part-width', type=float, default=None,
                         help='width (mm) of a part between the fingers for grasps (default: no part)')
-    return parser.parse_args([a for a in argv if ':=' not in a])  # roslaunch's __name:= etc.
+    return parse_without_ros_remappings(parser, argv)
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
     simulator = WsgSimulator(fingers=StaticPart(args.part_width))
-    stopping = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopping.set())
+    stop_signals = StopSignals()
     port = simulator.start(args.host, args.port)
     print('WSG simulator listening on %s:%d' % (args.host, port), flush=True)
     try:
-        while not stopping.wait(0.5):
-            pass
+        stop_signals.wait()
     finally:
         simulator.stop()
     return 0
