@@ -20,6 +20,7 @@ import time
 import numpy as np
 import serial
 
+from plas_ros.hardware import framing
 from plas_ros.hardware.crc import crc16
 from plas_ros.hardware.framing import AGAIN, CRC_SIZE, HEADER_SIZE, PREAMBLE, Frame, PreambleScanner
 from plas_ros.hardware.wsg import Status, status_name
@@ -48,10 +49,7 @@ class Command(enum.IntEnum):
 
 
 def command_name(command):
-    try:
-        return '%s (0x%02X)' % (Command(command).name, command)
-    except ValueError:
-        return 'command 0x%02X' % command
+    return framing.command_name(Command, command)
 
 
 class DsaError(Exception):

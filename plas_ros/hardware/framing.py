@@ -17,6 +17,14 @@ Frame = collections.namedtuple('Frame', 'command payload')
 AGAIN = object()           # a step that made progress without yielding an item: call again
 
 
+def command_name(commands, command):
+    """'MOVE (0x21)' for a member of the protocol's `commands` enum, 'command 0x7F' for an unknown id."""
+    try:
+        return '%s (0x%02X)' % (commands(command).name, command)
+    except ValueError:
+        return 'command 0x%02X' % command
+
+
 class PreambleScanner:
     """Byte stream -> candidate frames (`raw` bytes and payload `length`), skipping garbage.
 

@@ -17,6 +17,7 @@ import struct
 import threading
 import time
 
+from plas_ros.hardware import framing
 from plas_ros.hardware.crc import crc16
 from plas_ros.hardware.framing import AGAIN, CRC_SIZE, HEADER_SIZE, PREAMBLE, Frame, PreambleScanner
 
@@ -146,10 +147,7 @@ def _as_command(command):
 
 
 def command_name(command):
-    try:
-        return '%s (0x%02X)' % (Command(command).name, command)
-    except ValueError:
-        return 'command 0x%02X' % command
+    return framing.command_name(Command, command)
 
 
 class WsgError(Exception):
