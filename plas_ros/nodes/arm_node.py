@@ -12,7 +12,7 @@ from geometry_msgs.msg import PoseStamped, WrenchStamped
 from std_srvs.srv import Trigger, TriggerResponse
 
 from plas_ros.hardware.arm import ArmError, SafetyBox, WrenchMedianFilter, pitch_to_quaternion
-from plas_ros.nodes.params import param
+from plas_ros.nodes.params import param, run_at
 from plas_ros.srv import TipMove, TipMoveResponse
 
 
@@ -115,13 +115,7 @@ def main():
         raise SystemExit(1) from exc
     node = ArmNode(arm, param('frame_id', 'base'), int(param('wrench_median_window', 10)))
     hz = float(param('rate', 100.0))
-    rate = rospy.Rate(hz)
     rospy.loginfo('arm_driver: up (%s arm), publishing at %.0f Hz', 'simulated' if param('sim', False) else 'Sawyer',
                   hz)
-    while not rospy.is_shutdown():
-        node.publish_once()
-        try:
-            rate.sleep()
-        except rospy.ROSInterruptException:
-            break
+    run_at(hz, node.publish_once)
     arm.close()

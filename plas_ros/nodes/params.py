@@ -1,4 +1,5 @@
-"""What the driver nodes share: parameter look-up and routing the core's log records to rosout."""
+"""What the driver nodes share: parameter look-up, a fixed-rate loop and routing the core's log records to
+rosout."""
 import logging
 
 import rospy
@@ -25,3 +26,14 @@ def ros_log(level, text):
         rospy.loginfo(text)
     else:
         rospy.logdebug(text)
+
+
+def run_at(rate_hz, step):
+    """Call `step()` at `rate_hz` until ROS shuts down (a shutdown during the sleep ends the loop quietly)."""
+    rate = rospy.Rate(rate_hz)
+    while not rospy.is_shutdown():
+        step()
+        try:
+            rate.sleep()
+        except rospy.ROSInterruptException:
+            break

@@ -16,7 +16,7 @@ from std_srvs.srv import Trigger, TriggerResponse
 
 from plas_ros.hardware.wsg import Command, Status, WsgClient, WsgError, WsgLinkError
 from plas_ros.msg import GripperState
-from plas_ros.nodes.params import param, ros_log
+from plas_ros.nodes.params import param, ros_log, run_at
 from plas_ros.srv import GripperCommand, GripperCommandResponse
 
 _LIMIT_SLACK = 1e-4  # the limits travel as f32: 0.1 mm/s arrives as 0.10000000149
@@ -181,14 +181,12 @@ def main():
     node = WsgNode(client, param('default_speed', 70.0), timeout, param('homing_timeout', 30.0),
                    stale_after=max(5.0 * period_ms / 1000.0, 0.5), frame_id=param('frame_id', 'wsg'))
     rospy.loginfo('wsg_driver: gripper at %s:%d, state at %.0f Hz', host, port, rate_hz)
-    rate = rospy.Rate(rate_hz)
+
+    def step():
+        node.read_limits()
+        node.publish_once()
+
     try:
-        while not rospy.is_shutdown():
-            node.read_limits()
-            node.publish_once()
-            try:
-                rate.sleep()
-            except rospy.ROSInterruptException:
-                break
+        run_at(rate_hz, step)
     finally:
         client.close()
