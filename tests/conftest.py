@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -53,6 +54,43 @@ def digest(output, lines=60):
     if len(kept) > 2 * lines:
         kept = kept[:lines] + ['    [... %d lines ...]' % (len(kept) - 2 * lines)] + kept[-lines:]
     return '\n'.join(kept)
+
+
+class TopicLog:
+    """Every message of a topic as this test process receives them: the latest, how many, those since a mark."""
+
+    def __init__(self, rospy, topic, cls):
+        self._msgs = []
+        self._lock = threading.Lock()
+        self.sub = rospy.Subscriber(topic, cls, self._on)
+
+    def _on(self, msg):
+        with self._lock:
+            self._msgs.append(msg)
+
+    @property
+    def msg(self):
+        """The latest message, None before the first."""
+        with self._lock:
+            return self._msgs[-1] if self._msgs else None
+
+    @property
+    def count(self):
+        with self._lock:
+            return len(self._msgs)
+
+    def snapshot(self):
+        with self._lock:
+            return list(self._msgs)
+
+    def since(self, index):
+        with self._lock:
+            return self._msgs[index:]
+
+    def after(self, count):
+        """The latest message once more than `count` arrived, else None."""
+        with self._lock:
+            return self._msgs[-1] if len(self._msgs) > count else None
 
 
 class ManagedProcess:

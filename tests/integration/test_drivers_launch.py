@@ -6,27 +6,7 @@ move the tip with /arm/move_tip and go back with /arm/move_to_start.
 import threading
 
 import pytest
-from conftest import digest, free_port, wait_for
-
-
-class Latest:
-    """Keeps the last message of a topic and counts them."""
-
-    def __init__(self, rospy, topic, cls):
-        self.msg = None
-        self.count = 0
-        self._lock = threading.Lock()
-        self.sub = rospy.Subscriber(topic, cls, self._on)
-
-    def _on(self, msg):
-        with self._lock:
-            self.msg = msg
-            self.count += 1
-
-    def after(self, count):
-        """The latest message once more than `count` arrived, else None."""
-        with self._lock:
-            return self.msg if self.count > count else None
+from conftest import TopicLog, digest, free_port, wait_for
 
 
 @pytest.fixture
@@ -58,10 +38,10 @@ def test_drivers_launch_in_simulation(drivers):
     from plas_ros.msg import GripperState, TactileFrame
     from plas_ros.srv import GripperCommand, TipMove
     rospy, proc = drivers
-    state = Latest(rospy, '/wsg/state', GripperState)
-    frames = Latest(rospy, '/dsa/frame', TactileFrame)
-    pose = Latest(rospy, '/arm/tip_pose', PoseStamped)
-    wrench = Latest(rospy, '/arm/wrench', WrenchStamped)
+    state = TopicLog(rospy, '/wsg/state', GripperState)
+    frames = TopicLog(rospy, '/dsa/frame', TactileFrame)
+    pose = TopicLog(rospy, '/arm/tip_pose', PoseStamped)
+    wrench = TopicLog(rospy, '/arm/wrench', WrenchStamped)
     try:
         wait_for(lambda: state.msg is not None and state.msg.connected, 40, what='/wsg/state connected')
         move = _service(rospy, '/wsg/move', GripperCommand, proc)
@@ -114,8 +94,8 @@ def test_arm_node_against_the_simulated_arm_server(rospy_node, processes):
     cloth = ClothSim(seed=9)
     server = SimArmServer(ClothArm(cloth, threading.Lock()))
     port = server.start()
-    pose = Latest(rospy, '/solo/tip_pose', PoseStamped)
-    wrench = Latest(rospy, '/solo/wrench', WrenchStamped)
+    pose = TopicLog(rospy, '/solo/tip_pose', PoseStamped)
+    wrench = TopicLog(rospy, '/solo/wrench', WrenchStamped)
     proc = processes(['rosrun', 'plas_ros', 'arm_node', '__ns:=/solo', '__name:=arm_driver', '_sim:=true',
                       '_sim_port:=%d' % port, '_rate:=50'], name='arm_solo')
     try:

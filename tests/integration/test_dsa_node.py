@@ -6,26 +6,8 @@ deterministic pattern, and reports a closed-and-reopened pty as connected false,
 import os
 import signal
 import sys
-import threading
 
-from conftest import REPO_ROOT, digest, wait_for
-
-
-class Recorder:
-    """Keeps every message of a topic."""
-
-    def __init__(self, rospy, topic, cls):
-        self.msgs = []
-        self._lock = threading.Lock()
-        self.sub = rospy.Subscriber(topic, cls, self._on)
-
-    def _on(self, msg):
-        with self._lock:
-            self.msgs.append(msg)
-
-    def snapshot(self):
-        with self._lock:
-            return list(self.msgs)
+from conftest import REPO_ROOT, TopicLog, digest, wait_for
 
 
 def check_pattern(msg):
@@ -43,8 +25,8 @@ def test_dsa_node_against_the_simulator(rospy_node, processes, tmp_path):
     from plas_ros.msg import TactileFrame
     rospy = rospy_node
     link = str(tmp_path / 'dsa')
-    frames = Recorder(rospy, '/dsa/frame', TactileFrame)
-    connected = Recorder(rospy, '/dsa/connected', Bool)
+    frames = TopicLog(rospy, '/dsa/frame', TactileFrame)
+    connected = TopicLog(rospy, '/dsa/connected', Bool)
     node = processes([os.path.join(REPO_ROOT, 'scripts', 'dsa_node'), '__ns:=/dsa', '__name:=dsa_driver',
                       '_port:=%s' % link, '_frame_rate:=50', '_rle:=true'], name='dsa_node')
     try:

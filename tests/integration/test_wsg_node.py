@@ -5,29 +5,10 @@ import os
 import threading
 
 import pytest
-from conftest import REPO_ROOT, digest, wait_for
+from conftest import REPO_ROOT, TopicLog, digest, wait_for
 
 WSG_NODE = os.path.join(REPO_ROOT, 'scripts', 'wsg_node')
 NS = '/wsgtest'
-
-
-class Latest:
-    """The last message of a topic, and all of them."""
-
-    def __init__(self, rospy, topic, cls):
-        self.msg = None
-        self.all = []
-        self._lock = threading.Lock()
-        self.sub = rospy.Subscriber(topic, cls, self._on)
-
-    def _on(self, msg):
-        with self._lock:
-            self.msg = msg
-            self.all.append(msg)
-
-    def since(self, index):
-        with self._lock:
-            return self.all[index:]
 
 
 @pytest.fixture
@@ -38,7 +19,7 @@ def gripper(rospy_node, processes):
     port = sim.start()
     node = processes([WSG_NODE, '__ns:=' + NS, '__name:=wsg_driver', '_host:=127.0.0.1', '_port:=%d' % port,
                       '_state_rate:=20', '_timeout:=1.0'], name='wsg_driver')
-    state = Latest(rospy_node, NS + '/state', GripperState)
+    state = TopicLog(rospy_node, NS + '/state', GripperState)
     try:
         wait_for(lambda: state.msg is not None and state.msg.connected, 30, what='%s/state connected' % NS)
         yield rospy_node, sim, node, state
@@ -118,7 +99,7 @@ def test_state_shows_the_link_going_down_and_coming_back(gripper):
     move = _proxy(rospy, 'move', GripperCommand)
     assert move(width=22.0, speed=300.0).success
     wait_for(lambda: abs(state.msg.width - 22.0) < 1e-3, 10, what='state at 22 mm')
-    mark = len(state.all)
+    mark = state.count
     sim.drop_connections(hold_off=3.0)
     down = wait_for(lambda: [m for m in state.since(mark) if not m.connected], 10, what='connected=false')[0]
     assert down.width == pytest.approx(22.0)  # the last measured value, flagged as not current
@@ -126,7 +107,7 @@ def test_state_shows_the_link_going_down_and_coming_back(gripper):
     assert not failed.success and failed.status in (Status.NOT_OPEN, Status.TIMEOUT) and failed.message
     assert math.isnan(failed.width)  # no current reading: no made-up width
     assert sim.width == 22.0
-    mark = len(state.all)
+    mark = state.count
     wait_for(lambda: [m for m in state.since(mark) if m.connected], 20, what='connected=true again')
     assert move(width=10.0, speed=300.0).success
     assert sim.width == 10.0
