@@ -110,8 +110,8 @@ def summarise(name, results, max_steps):
 
 def run_gym_env(policy_name, episodes, seed):
     """The environment engineer's gym env and behaviour policies (plas_ros.env), same seeds."""
-    from plas_ros.env.policies import make_policy
-    from plas_ros.env.sim_env import make_env
+    from plas_ros.collect.policies import make_policy
+    from plas_ros.sim.gym_env import make_env
     env = make_env(seed=seed)
     policy = make_policy(policy_name, seed=seed)
     results = []

@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 
-from plas_ros.env.policies import make_policy
-from plas_ros.env.sim_env import make_env
+from plas_ros.collect.policies import make_policy
+from plas_ros.sim.gym_env import make_env
 
 
 def env_rate(steps):

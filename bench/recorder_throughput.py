@@ -20,8 +20,10 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from plas_ros.data.episodes import Step, episode_arrays  # noqa: E402
 from plas_ros.data.loader import read_file  # noqa: E402
-from plas_ros.data.writer import ReplayWriter, Step, episode_arrays  # noqa: E402
+from plas_ros.data.writer import ReplayWriter  # noqa: E402
+from plas_ros.env.layout import DATASET_FORMAT as CLOTH  # noqa: E402
 
 EPISODE_STEPS = 70
 COUNTER = '''
@@ -151,7 +153,7 @@ def commit_table(sizes):
     print('\n| rows in file | file MB | atomic-replace commit (ms) | in-place append + flush (ms) | ratio |')
     print('|---|---|---|---|---|')
     try:
-        replay = ReplayWriter(os.path.join(workdir, 'a.h5'), append=False)
+        replay = ReplayWriter(os.path.join(workdir, 'a.h5'), CLOTH, append=False)
         inplace = h5py.File(os.path.join(workdir, 'b.h5'), 'w')
         for key, value in episode.items():
             inplace.create_dataset(key, data=value, maxshape=(None,) + value.shape[1:], chunks=True)

@@ -7,7 +7,7 @@ For every observation the core decides: an action, or nothing and why. Nothing i
 - the policy returns a value that is not finite (a broken checkpoint must not move the arm).
 Every published action is clipped to the configured bounds, which are never wider than the policy's.
 
-`EpisodeReturns` sums the rewards of the transition stream and reports each finished episode.
+The per-episode return log over the transition stream is `plas_ros.data.episodes.EpisodeReturns`.
 """
 import os
 import threading
@@ -189,39 +189,3 @@ class InferenceCore:
         if reason:
             return Decision(None, reason)
         return Decision(action, None, bool(np.any(action != raw)))
-
-
-class EpisodeSummary(NamedTuple):
-    episode: int
-    ret: float          # undiscounted sum of rewards
-    steps: int          # transitions seen
-    outcome: str        # 'terminal', 'timeout', 'error' or 'incomplete' (its end was never seen)
-
-
-class EpisodeReturns:
-    """Per-episode return bookkeeping over the /cloth/transition stream."""
-
-    def __init__(self):
-        self._episode = None
-        self._ret = 0.0
-        self._steps = 0
-        self.finished = []
-
-    def add(self, episode, reward, terminal=False, timeout=False, error=False):
-        """Account one transition; return the episodes it finished (a list, usually empty or one)."""
-        done = []
-        if self._episode is not None and episode != self._episode:
-            done.append(self._close('incomplete'))  # a new episode began before the old one's end arrived
-        if self._episode is None:
-            self._episode, self._ret, self._steps = int(episode), 0.0, 0
-        self._ret += float(reward)
-        self._steps += 1
-        if terminal or timeout or error:
-            done.append(self._close('error' if error else 'terminal' if terminal else 'timeout'))
-        self.finished.extend(done)
-        return done
-
-    def _close(self, outcome):
-        summary = EpisodeSummary(self._episode, self._ret, self._steps, outcome)
-        self._episode = None
-        return summary

@@ -17,12 +17,12 @@ import numpy as np
 import yaml
 
 from plas_ros.algos.config import load_config
-from plas_ros.algos.evaluation import Evaluator
 from plas_ros.algos.trainer import Trainer, seed_dirs
 from plas_ros.collect import collect
+from plas_ros.collect.policies import load_collect_config, make_policy
 from plas_ros.data.loader import load_datasets
-from plas_ros.env.policies import load_collect_config, make_policy
-from plas_ros.env.sim_env import make_env
+from plas_ros.env.evaluation import Evaluator
+from plas_ros.sim.gym_env import make_env
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'config')
 LABELS = {'plas': 'PLAS', 'plas_p': 'PLAS+P', 'bc': 'BC', 'td3': 'Offline TD3', 'bcq': 'BCQ'}

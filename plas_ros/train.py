@@ -9,10 +9,10 @@ import sys
 import torch
 
 from plas_ros.algos.config import ALGOS, load_config
-from plas_ros.algos.evaluation import Evaluator, load_env_factory
 from plas_ros.algos.trainer import Trainer, seed_dirs, summary_line
 from plas_ros.data.loader import load_datasets
 from plas_ros.data.schema import DatasetError
+from plas_ros.env.evaluation import Evaluator, load_env_factory
 
 
 def parse_seeds(text):
@@ -37,7 +37,7 @@ def build_parser():
     p.add_argument('--vae-steps', type=int, help='CVAE updates (overrides the preset)')
     p.add_argument('--batch-size', type=int)
     p.add_argument('--log-every', type=int, help='steps between TensorBoard scalars')
-    p.add_argument('--eval-env', help='MODULE:FACTORY returning a gymnasium env, e.g. plas_ros.env.sim_env:make_env')
+    p.add_argument('--eval-env', help='MODULE:FACTORY returning a gymnasium env, e.g. plas_ros.sim.gym_env:make_env')
     p.add_argument('--eval-every', type=int, help='policy steps between evaluations')
     p.add_argument('--eval-episodes', type=int)
     p.add_argument('--threads', type=int, help='torch threads (default: torch decides)')

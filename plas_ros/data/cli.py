@@ -12,19 +12,17 @@ import sys
 import numpy as np
 
 from plas_ros.data import schema
+from plas_ros.data.episodes import ERROR, OPEN, TERMINAL, TIMEOUT, episode_slices, rows_outcome
 from plas_ros.data.loader import load_datasets, read_file
 from plas_ros.data.writer import (
     OutputError,
     check_output_path,
-    obs_layout_json,
     remove_stale_temporaries,
     write_hdf5_atomically,
 )
 
 INFOS = schema.INFOS_GROUP + '/'
 EPISODE_IDS = INFOS + 'episode_ids'
-ERRORS = INFOS + 'errors'
-OPEN = 'open'  # the file ends without a terminal or timeout flag (foreign files only)
 D3RLPY_KEYS = ('observations', 'actions', 'rewards', 'terminals', 'timeouts')
 D3RLPY_SNIPPET = '''import numpy as np, d3rlpy
 d = np.load("{path}")
@@ -32,34 +30,18 @@ dataset = d3rlpy.dataset.MDPDataset(d["observations"], d["actions"], d["rewards"
                                      d["timeouts"])'''
 
 
-# -- episodes ----------------------------------------------------------------------------------------------
-def episode_slices(arrays):
-    """Episodes as row slices: each ends at a terminal or timeout, the last also at the end of the file."""
-    n = len(arrays['rewards'])
-    ends = np.asarray(arrays['terminals'], bool) | np.asarray(arrays['timeouts'], bool)
-    stops = list(np.flatnonzero(ends) + 1)
-    if n and (not stops or stops[-1] != n):
-        stops.append(n)
-    starts = [0] + stops[:-1]
-    return [slice(int(a), int(b)) for a, b in zip(starts, stops)]
-
-
-def episode_outcome(arrays, rows):
-    if ERRORS in arrays and np.asarray(arrays[ERRORS][rows], bool).any():
-        return 'error'
-    if arrays['terminals'][rows][-1]:
-        return 'terminal'
-    return 'timeout' if arrays['timeouts'][rows][-1] else OPEN
+def _slices(arrays):
+    return episode_slices(arrays['terminals'], arrays['timeouts'])
 
 
 def summarize(path):
     """A dict describing one file: transitions, episodes by outcome, returns, success rate, attributes."""
     arrays, attrs = read_file(path)
-    slices = episode_slices(arrays)
-    outcomes = [episode_outcome(arrays, rows) for rows in slices]
+    slices = _slices(arrays)
+    outcomes = [rows_outcome(arrays, rows) for rows in slices]
     returns = np.array([float(np.sum(arrays['rewards'][rows])) for rows in slices])
     lengths = np.array([rows.stop - rows.start for rows in slices])
-    counts = {name: outcomes.count(name) for name in ('timeout', 'terminal', 'error', OPEN)}
+    counts = {name: outcomes.count(name) for name in (TIMEOUT, TERMINAL, ERROR, OPEN)}
     return {
         'file': str(path), 'transitions': int(len(arrays['rewards'])), 'episodes': len(slices),
         'obs_dim': int(arrays['observations'].shape[1]), 'act_dim': int(arrays['actions'].shape[1]),
@@ -99,57 +81,8 @@ def validate(path, obs_dim=None, act_dim=None):
     if len(arrays['rewards']):
         load_datasets([path])  # the action-bounds check, exactly as training will do it
     if schema.ATTR_SCHEMA_VERSION in attrs:
-        _validate_recorder_file(path, arrays, attrs)
+        schema.validate_recorder_file(path, arrays, attrs)
     return arrays, attrs
-
-
-def _validate_recorder_file(path, arrays, attrs):
-    version = attrs[schema.ATTR_SCHEMA_VERSION]
-    if not isinstance(version, (int, np.integer)) or not 1 <= int(version) <= schema.SCHEMA_VERSION:
-        raise schema.DatasetError(path, schema.ATTR_SCHEMA_VERSION, 'unknown schema version %r (this code reads '
-                                  'up to %d)' % (version, schema.SCHEMA_VERSION))
-    if 'next_observations' not in arrays:
-        raise schema.DatasetError(path, 'next_observations', 'missing (the recorder always writes it)')
-    n = len(arrays['rewards'])
-    for name, (shape, dtype) in schema.RECORDER_INFOS.items():
-        key = INFOS + name
-        if key not in arrays:
-            raise schema.DatasetError(path, key, 'missing (the recorder always writes it)')
-        if arrays[key].shape != (n,) + shape or arrays[key].dtype != np.dtype(dtype):
-            raise schema.DatasetError(path, key, 'shape %s dtype %s, expected %s %s' % (
-                arrays[key].shape, arrays[key].dtype, (n,) + shape, np.dtype(dtype)))
-    _validate_episodes(path, arrays)
-    _validate_layout(path, attrs, arrays['observations'].shape[1])
-
-
-def _validate_episodes(path, arrays):
-    ids = arrays[EPISODE_IDS]
-    ends = np.asarray(arrays['terminals'], bool) | np.asarray(arrays['timeouts'], bool)
-    if len(ids) and not ends[-1]:
-        raise schema.DatasetError(path, 'timeouts', 'the last row ends no episode (neither terminal nor timeout)')
-    for index, rows in enumerate(episode_slices(arrays)):
-        block = ids[rows]
-        if (block != index).any():
-            row = rows.start + int(np.flatnonzero(block != index)[0])
-            raise schema.DatasetError(path, EPISODE_IDS, 'row %d has episode id %d, expected %d (episodes must be '
-                                      'consecutive blocks numbered from 0)' % (row, ids[row], index))
-        errors = arrays[ERRORS][rows]
-        if errors.any() and not errors.all():
-            raise schema.DatasetError(path, ERRORS, 'episode %d is flagged as an error on some rows only' % index)
-
-
-def _validate_layout(path, attrs, obs_dim):
-    text = attrs.get(schema.ATTR_OBS_LAYOUT, '')
-    if not text:
-        return
-    try:
-        stop = max(int(item[2]) for item in json.loads(text))
-    except (ValueError, TypeError, IndexError) as exc:
-        raise schema.DatasetError(path, schema.ATTR_OBS_LAYOUT, 'not a JSON list of [name, start, stop] (%s)'
-                                  % exc) from exc
-    if stop != obs_dim:
-        raise schema.DatasetError(path, schema.ATTR_OBS_LAYOUT, 'covers %d values, observations have %d'
-                                  % (stop, obs_dim))
 
 
 # -- merge -------------------------------------------------------------------------------------------------
@@ -182,7 +115,7 @@ def merge(paths, out, force=False):
         arrays = _close_last_episode(dict(arrays))
         for key in columns:
             columns[key].append(arrays[key])
-        for rows in episode_slices(arrays):
+        for rows in _slices(arrays):
             episode_ids.append(np.full(rows.stop - rows.start, next_id, np.int64))
             next_id += 1
     merged = {key: np.concatenate(values) for key, values in columns.items()}
@@ -230,9 +163,9 @@ def _exportable(path, exclude_errors):
     if not len(arrays['rewards']):
         raise schema.DatasetError(path, 'observations', 'file holds no transitions: nothing to export')
     arrays = _close_last_episode(dict(arrays))
-    slices = episode_slices(arrays)
+    slices = _slices(arrays)
     if exclude_errors:
-        slices = [rows for rows in slices if episode_outcome(arrays, rows) != 'error']
+        slices = [rows for rows in slices if rows_outcome(arrays, rows) != ERROR]
     return arrays, attrs, slices
 
 
@@ -289,13 +222,13 @@ def export_robomimic(path, out, exclude_errors=False):
         data[demo + '/rewards'] = np.asarray(arrays['rewards'][rows])
         data[demo + '/dones'] = np.asarray(arrays['terminals'][rows]).astype(np.int64)
         data[demo + '/timeouts'] = np.asarray(arrays['timeouts'][rows]).astype(np.int64)
-        group_attrs[demo] = {'num_samples': rows.stop - rows.start, 'outcome': episode_outcome(arrays, rows),
+        group_attrs[demo] = {'num_samples': rows.stop - rows.start, 'outcome': rows_outcome(arrays, rows),
                              'source_rows': np.array([rows.start, rows.stop], np.int64)}
     env_args = {'env_name': 'plas_ros/cloth_slide', 'type': 'plas_ros',
                 'env_kwargs': {key: _jsonable(attrs.get(key, '')) for key in (schema.ATTR_SOURCE, schema.ATTR_POLICY)}}
     group_attrs['data'] = {'total': int(sum(s.stop - s.start for s in slices)), 'env_args': json.dumps(env_args),
                            'source_file': str(path), schema.ATTR_OBS_LAYOUT: attrs.get(
-                               schema.ATTR_OBS_LAYOUT, obs_layout_json([('flat', 0, obs.shape[1])]))}
+                               schema.ATTR_OBS_LAYOUT, schema.obs_layout_json([('flat', 0, obs.shape[1])]))}
     check_output_path(out, append=True)
     write_hdf5_atomically(out, data, {}, group_attrs=group_attrs)
 
@@ -351,7 +284,7 @@ def run(args):
         for path in args.files:
             arrays, _ = validate(path, args.obs_dim, args.act_dim)
             print('%s: valid (%d transitions, %d episodes)' % (path, len(arrays['rewards']),
-                                                               len(episode_slices(arrays))))
+                                                               len(_slices(arrays))))
     elif args.command == 'merge':
         summary = merge(args.files, args.output, args.force)
         print('%s: %d transitions, %d episodes from %d files' % (args.output, summary['transitions'],

@@ -16,9 +16,6 @@ import numpy as np
 
 from plas_ros.data import schema
 
-# Allowed slack when checking actions against the bounds (float32 round-off of recorded values).
-BOUNDS_TOLERANCE = 1e-5
-
 
 @dataclass
 class Dataset:
@@ -148,8 +145,8 @@ def _broadcast_bounds(path, low, high, act_dim):
 
 
 def _check_actions_in_bounds(path, actions, low, high):
-    below = actions < low - BOUNDS_TOLERANCE
-    above = actions > high + BOUNDS_TOLERANCE
+    below = actions < low - schema.ACTION_TOLERANCE
+    above = actions > high + schema.ACTION_TOLERANCE
     outside = below | above
     if outside.any():
         row, col = (int(i) for i in np.argwhere(outside)[0])

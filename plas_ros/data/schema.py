@@ -11,6 +11,9 @@ Files follow D4RL's flat layout so that any D4RL-style file trains, and a record
 File attributes (all optional for foreign files): schema_version, obs_layout, source, policy, config,
 action_low, action_high (the action bounds; [-1, 1] when absent).
 """
+import json
+from typing import Any, NamedTuple, Tuple
+
 import numpy as np
 
 SCHEMA_VERSION = 1
@@ -34,6 +37,12 @@ RECORDER_INFOS = {
     'raw_known': ((), np.bool_),      # false: the publisher sent no raw extras (tactile 0, force/pose NaN)
 }
 
+# Raw extras a producer may leave out, with the value stored when it does (infos/raw_known is then false).
+RAW_EXTRAS = {'tactile_raw': 0, 'force_raw': np.nan, 'tip_pose': np.nan}
+
+# Slack of every check of actions against their bounds: float32 round-off of recorded or published values.
+ACTION_TOLERANCE = 1e-5
+
 ATTR_SCHEMA_VERSION = 'schema_version'
 ATTR_OBS_LAYOUT = 'obs_layout'
 ATTR_SOURCE = 'source'
@@ -44,6 +53,16 @@ ATTR_ACTION_HIGH = 'action_high'
 DEFAULT_ACTION_BOUNDS = (-1.0, 1.0)
 
 
+class DatasetFormat(NamedTuple):
+    """What a writer needs to know of the task whose data it writes (the task layer gives it)."""
+
+    obs_dim: int
+    act_dim: int
+    action_low: Any = DEFAULT_ACTION_BOUNDS[0]
+    action_high: Any = DEFAULT_ACTION_BOUNDS[1]
+    obs_layout: Tuple = ()   # (name, start, stop) segments of the observation; () when unknown
+
+
 class DatasetError(ValueError):
     """A dataset file that cannot be used; the message names the file, the key and the problem."""
 
@@ -51,6 +70,18 @@ class DatasetError(ValueError):
         self.path, self.key, self.problem = str(path), key, problem
         where = '%s[%s]' % (self.path, key) if key else self.path
         super().__init__('%s: %s' % (where, problem))
+
+
+def column_specs(obs_dim, act_dim):
+    """key -> (per-row shape, dtype) of every column a recorder file holds."""
+    specs = {
+        'observations': ((obs_dim,), np.float32), 'actions': ((act_dim,), np.float32),
+        'rewards': ((), np.float32), 'terminals': ((), np.bool_), 'timeouts': ((), np.bool_),
+        'next_observations': ((obs_dim,), np.float32),
+    }
+    for name, spec in RECORDER_INFOS.items():
+        specs['%s/%s' % (INFOS_GROUP, name)] = spec
+    return specs
 
 
 def check_arrays(path, arrays, obs_dim=None, act_dim=None):
@@ -87,3 +118,64 @@ def check_arrays(path, arrays, obs_dim=None, act_dim=None):
                 raise DatasetError(path, key, '%d non-finite values (NaN/inf), first at row %d'
                                    % (int(bad.sum()), row))
     return n
+
+
+def obs_layout_json(segments):
+    """The `obs_layout` attribute: a JSON list of [name, start, stop] segments."""
+    return json.dumps([list(item) for item in segments])
+
+
+def validate_recorder_file(path, arrays, attrs):
+    """The checks a recorder file (one with a schema_version attribute) passes beyond `check_arrays`.
+
+    Version, next_observations, every infos/* column with its shape and dtype, one block of rows per
+    episode id ending in exactly one terminal/timeout, error flags uniform within an episode, and an
+    observation layout covering the observation size. Raises DatasetError.
+    """
+    version = attrs[ATTR_SCHEMA_VERSION]
+    if not isinstance(version, (int, np.integer)) or not 1 <= int(version) <= SCHEMA_VERSION:
+        raise DatasetError(path, ATTR_SCHEMA_VERSION, 'unknown schema version %r (this code reads up to %d)'
+                           % (version, SCHEMA_VERSION))
+    if 'next_observations' not in arrays:
+        raise DatasetError(path, 'next_observations', 'missing (the recorder always writes it)')
+    n = len(arrays['rewards'])
+    for name, (shape, dtype) in RECORDER_INFOS.items():
+        key = '%s/%s' % (INFOS_GROUP, name)
+        if key not in arrays:
+            raise DatasetError(path, key, 'missing (the recorder always writes it)')
+        if arrays[key].shape != (n,) + shape or arrays[key].dtype != np.dtype(dtype):
+            raise DatasetError(path, key, 'shape %s dtype %s, expected %s %s' % (
+                arrays[key].shape, arrays[key].dtype, (n,) + shape, np.dtype(dtype)))
+    _validate_episodes(path, arrays)
+    _validate_layout(path, attrs, arrays['observations'].shape[1])
+
+
+def _validate_episodes(path, arrays):
+    from plas_ros.data.episodes import episode_slices  # the one segmentation (it imports this module)
+
+    ids_key, errors_key = INFOS_GROUP + '/episode_ids', INFOS_GROUP + '/errors'
+    ids = arrays[ids_key]
+    ends = np.asarray(arrays['terminals'], bool) | np.asarray(arrays['timeouts'], bool)
+    if len(ids) and not ends[-1]:
+        raise DatasetError(path, 'timeouts', 'the last row ends no episode (neither terminal nor timeout)')
+    for index, rows in enumerate(episode_slices(arrays['terminals'], arrays['timeouts'])):
+        block = ids[rows]
+        if (block != index).any():
+            row = rows.start + int(np.flatnonzero(block != index)[0])
+            raise DatasetError(path, ids_key, 'row %d has episode id %d, expected %d (episodes must be '
+                               'consecutive blocks numbered from 0)' % (row, ids[row], index))
+        errors = arrays[errors_key][rows]
+        if errors.any() and not errors.all():
+            raise DatasetError(path, errors_key, 'episode %d is flagged as an error on some rows only' % index)
+
+
+def _validate_layout(path, attrs, obs_dim):
+    text = attrs.get(ATTR_OBS_LAYOUT, '')
+    if not text:
+        return
+    try:
+        stop = max(int(item[2]) for item in json.loads(text))
+    except (ValueError, TypeError, IndexError) as exc:
+        raise DatasetError(path, ATTR_OBS_LAYOUT, 'not a JSON list of [name, start, stop] (%s)' % exc) from exc
+    if stop != obs_dim:
+        raise DatasetError(path, ATTR_OBS_LAYOUT, 'covers %d values, observations have %d' % (stop, obs_dim))

@@ -18,77 +18,26 @@ Every row written passes `schema.check_arrays`; appending checks the existing fi
 layout, source and action bounds and says clearly what does not match.
 """
 import glob
-import json
 import math
 import os
 import shutil
 import tempfile
 import threading
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Dict, List, Optional
 
 import h5py
 import numpy as np
 
 from plas_ros.data import schema
+from plas_ros.data.episodes import EpisodeSummary, Step, episode_arrays, outcome
 from plas_ros.data.loader import read_file
-from plas_ros.env import layout
 
 DEFAULT_MIN_FREE_BYTES = 100 * 1024 * 1024
 TMP_PREFIX = '.%s.tmp-'
-# Tolerance of the action-bounds check (float32 round-off), as the loader's.
-BOUNDS_TOLERANCE = 1e-5
-
-TERMINAL, TIMEOUT, ERROR = 'terminal', 'timeout', 'error'
 
 
 class OutputError(RuntimeError):
     """The output path cannot take the dataset (unwritable, disk full, incompatible file)."""
-
-
-class Step(NamedTuple):
-    """One transition as the recorder receives it (plain Python/numpy; the node converts the message)."""
-
-    episode: int
-    step: int
-    observation: Any
-    action: Any
-    reward: float
-    next_observation: Any
-    terminal: bool = False
-    timeout: bool = False
-    error: bool = False
-    timestamp: float = math.nan
-    gripper_width: float = math.nan
-    gripper_adjustment: int = 0
-    tactile_raw: Any = ()
-    force_raw: Any = ()
-    tip_pose: Any = ()
-    error_message: str = ''
-
-
-class EpisodeSummary(NamedTuple):
-    index: int            # episode id in the file (infos/episode_ids)
-    source_episode: int   # episode id of the publisher
-    steps: int
-    ret: float
-    outcome: str          # terminal | timeout | error
-    missing_steps: int    # step numbers that never arrived
-
-
-def obs_layout_json(layout_tuples=layout.OBS_LAYOUT):
-    return json.dumps([list(item) for item in layout_tuples])
-
-
-def _column_specs(obs_dim, act_dim):
-    """key -> (per-row shape, dtype) of every column the recorder writes."""
-    specs = {
-        'observations': ((obs_dim,), np.float32), 'actions': ((act_dim,), np.float32),
-        'rewards': ((), np.float32), 'terminals': ((), np.bool_), 'timeouts': ((), np.bool_),
-        'next_observations': ((obs_dim,), np.float32),
-    }
-    for name, spec in schema.RECORDER_INFOS.items():
-        specs['%s/%s' % (schema.INFOS_GROUP, name)] = spec
-    return specs
 
 
 class _Columns:
@@ -218,28 +167,26 @@ class ReplayWriter:
     Thread-safe: `add_episode` (recorder thread) and `commit` (committer thread) may run concurrently.
     """
 
-    def __init__(self, path, source='sim', policy='', config_text='', obs_dim=layout.OBS_DIM,
-                 act_dim=layout.ACT_DIM, action_low=layout.ACTION_LOW, action_high=layout.ACTION_HIGH,
-                 append=True, min_free_bytes=DEFAULT_MIN_FREE_BYTES, fsync=True, obs_layout=None):
+    def __init__(self, path, fmt: schema.DatasetFormat, source='sim', policy='', config_text='', append=True,
+                 min_free_bytes=DEFAULT_MIN_FREE_BYTES, fsync=True):
         self.path = check_output_path(path, append, min_free_bytes)
         remove_stale_temporaries(self.path)
-        self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
+        self.obs_dim, self.act_dim = int(fmt.obs_dim), int(fmt.act_dim)
         self.fsync = fsync
         self.min_free_bytes = min_free_bytes
         self._lock = threading.Lock()
         self._commit_lock = threading.Lock()
-        self._columns = _Columns(_column_specs(self.obs_dim, self.act_dim))
+        self._columns = _Columns(schema.column_specs(self.obs_dim, self.act_dim))
         self._pending: List[EpisodeSummary] = []
         self.episodes = 0
         self.committed_episodes = 0
         self.committed_transitions = 0
-        if obs_layout is None:
-            obs_layout = obs_layout_json() if self.obs_dim == layout.OBS_DIM else ''
+        obs_layout = schema.obs_layout_json(fmt.obs_layout) if fmt.obs_layout else ''
         self.attrs = {
             schema.ATTR_SCHEMA_VERSION: schema.SCHEMA_VERSION, schema.ATTR_OBS_LAYOUT: obs_layout,
             schema.ATTR_SOURCE: str(source), schema.ATTR_POLICY: str(policy), schema.ATTR_CONFIG: str(config_text),
-            schema.ATTR_ACTION_LOW: _bounds(action_low, self.act_dim),
-            schema.ATTR_ACTION_HIGH: _bounds(action_high, self.act_dim),
+            schema.ATTR_ACTION_LOW: _bounds(fmt.action_low, self.act_dim),
+            schema.ATTR_ACTION_HIGH: _bounds(fmt.action_high, self.act_dim),
         }
         if not (self.attrs[schema.ATTR_ACTION_LOW] < self.attrs[schema.ATTR_ACTION_HIGH]).all():
             raise ValueError('action bounds: low %s must lie below high %s'
@@ -305,15 +252,15 @@ class ReplayWriter:
             self._columns.append(arrays, rows)
             self.episodes += 1
             errors = np.asarray(arrays['%s/errors' % schema.INFOS_GROUP], bool)
-            outcome = ERROR if errors.any() else (TERMINAL if arrays['terminals'][-1] else TIMEOUT)
-            summary = EpisodeSummary(index, int(source_episode), rows, float(np.sum(arrays['rewards'])), outcome,
+            how = outcome(bool(arrays['terminals'][-1]), bool(arrays['timeouts'][-1]), bool(errors.any()))
+            summary = EpisodeSummary(int(source_episode), rows, float(np.sum(arrays['rewards'])), how, index,
                                      int(missing_steps))
             self._pending.append(summary)
         return summary
 
     def _check_actions(self, where, actions):
         low, high = self.attrs[schema.ATTR_ACTION_LOW], self.attrs[schema.ATTR_ACTION_HIGH]
-        outside = (actions < low - BOUNDS_TOLERANCE) | (actions > high + BOUNDS_TOLERANCE)
+        outside = (actions < low - schema.ACTION_TOLERANCE) | (actions > high + schema.ACTION_TOLERANCE)
         if outside.any():
             row = int(np.argwhere(outside)[0][0])
             raise ValueError('%s[actions]: row %d %s outside the bounds [%s, %s]'
@@ -367,52 +314,6 @@ def _joined(old, new, separator):
 
 
 # -- assembling episodes from transitions ------------------------------------------------------------------
-def _raw(value, size, dtype):
-    """A raw sensor extra, or None when the publisher left it empty or gave the wrong size."""
-    arr = np.asarray(value, dtype=np.float64).reshape(-1)
-    if arr.size != size or not np.isfinite(arr).all():
-        return None
-    return arr.astype(dtype)
-
-
-def episode_arrays(steps: List[Step], error=False) -> Dict[str, np.ndarray]:
-    """Rows of one episode from its steps (in order). `error`: the episode ended on a fault.
-
-    An error end is a truncation, not an MDP end: the last row is flagged as a timeout (bootstrap from
-    it) and `infos/errors` is true on every row of the episode, so it is never mistaken for a success.
-    """
-    n = len(steps)
-    infos = schema.INFOS_GROUP + '/'
-    out = {
-        'observations': np.array([s.observation for s in steps], np.float32).reshape(n, -1),
-        'actions': np.array([s.action for s in steps], np.float32).reshape(n, -1),
-        'rewards': np.array([s.reward for s in steps], np.float32),
-        'terminals': np.array([bool(s.terminal) for s in steps]),
-        'timeouts': np.array([bool(s.timeout) for s in steps]),
-        'next_observations': np.array([s.next_observation for s in steps], np.float32).reshape(n, -1),
-        infos + 'steps': np.array([s.step for s in steps], np.int32),
-        infos + 'timestamps': np.array([s.timestamp for s in steps], np.float64),
-        infos + 'gripper_width': np.array([s.gripper_width for s in steps], np.float32),
-        infos + 'gripper_adjustment': np.array([s.gripper_adjustment for s in steps], np.int8),
-        infos + 'errors': np.full(n, bool(error)),
-    }
-    if error and not out['terminals'][-1]:
-        out['timeouts'][-1] = True
-    raw_known = np.ones(n, bool)
-    for name, size, dtype, unknown in (('tactile_raw', layout.TACTILE_CELLS, np.uint16, 0),
-                                       ('force_raw', 3, np.float32, np.nan), ('tip_pose', 4, np.float32, np.nan)):
-        column = np.full((n, size), unknown, dtype)
-        for i, s in enumerate(steps):
-            value = _raw(getattr(s, name), size, dtype)
-            if value is None:
-                raw_known[i] = False
-            else:
-                column[i] = value
-        out[infos + name] = column
-    out[infos + 'raw_known'] = raw_known
-    return out
-
-
 class StepCounts:
     """What the assembler did with the transitions it received (for the recorder's log)."""
 

@@ -12,6 +12,8 @@ a1 -> vertical step dz = a1 * 0.1 m.
 """
 import numpy as np
 
+from plas_ros.data.schema import DatasetFormat
+
 TACTILE_ROWS = 14
 TACTILE_COLS = 6
 TACTILE_CELLS = TACTILE_ROWS * TACTILE_COLS
@@ -59,3 +61,7 @@ def action_to_step(action):
     """Map a 2-d action in [-1, 1] to the tip step (dy, dz) in metres; the action is clipped first."""
     a = np.clip(np.asarray(action, dtype=np.float64).reshape(ACT_DIM), ACTION_LOW, ACTION_HIGH)
     return (a[0] + 1.0) / 2.0 * MAX_STEP_M, a[1] * MAX_STEP_M
+
+
+# What a replay writer must know of this task's data (the data layer does not import the task layer).
+DATASET_FORMAT = DatasetFormat(OBS_DIM, ACT_DIM, ACTION_LOW, ACTION_HIGH, OBS_LAYOUT)

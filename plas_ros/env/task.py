@@ -27,6 +27,10 @@ class SensorError(RuntimeError):
     """A sensor reading that is missing, stale or malformed: the episode ends as an error, never on zeros."""
 
 
+class RobotError(RuntimeError):
+    """A driver that failed or cannot be reached: the episode ends as an error."""
+
+
 class EpisodeOverError(RuntimeError):
     """step() after the episode ended (terminal, timeout or error): reset first."""
 
@@ -182,3 +186,45 @@ class ClothSlideTask:
     def abort(self):
         """End the episode after an external fault (e.g. stale sensor while waiting for an action)."""
         self.done = True
+
+
+class TaskEnv:
+    """The task behind the gymnasium calls, over any Robot: what the episode runner drives.
+
+    `info` holds the raw data behind each observation (tactile_raw (14, 6) uint16, force_raw (3,) N,
+    tip_pose (4,)), the gripper width (mm) and adjustment (-1/0/+1); `reset`'s also the grasp calibration.
+    """
+
+    def __init__(self, task: ClothSlideTask):
+        self.task = task
+
+    def reset(self, seed=None):
+        """`seed` belongs to whoever owns the world's randomness (the simulator); the task has none."""
+        observation, reading = self.task.reset()
+        info = _info(reading, self.task.controller.width_mm, 0)
+        info['calibration'] = self.task.calibration._asdict()
+        return observation, info
+
+    def step(self, action):
+        result = self.task.step(action)
+        info = _info(result.reading, result.gripper.width_mm, result.gripper.adjustment)
+        info['step'] = result.step
+        return result.observation, result.reward, result.terminal, result.timeout, info
+
+    def abort(self):
+        self.task.abort()
+
+    @property
+    def calibration(self):
+        return self.task.calibration
+
+    @property
+    def gripper_width(self):
+        """The width the controller last commanded (NaN before the first reset)."""
+        return self.task.controller.width_mm if self.task.controller is not None else float('nan')
+
+
+def _info(reading, width_mm, adjustment):
+    return {'tactile_raw': reading.tactile_raw.copy(), 'force_raw': reading.force_n.astype(np.float32),
+            'tip_pose': reading.tip_pose.astype(np.float32), 'gripper_width': float(width_mm),
+            'gripper_adjustment': int(adjustment)}

@@ -8,8 +8,8 @@ repeated for the same episode/step (the env node asking again) gets the same act
 import numpy as np
 import rospy
 
+from plas_ros.collect.policies import load_collect_config, make_policy
 from plas_ros.env import layout
-from plas_ros.env.policies import load_collect_config, make_policy
 from plas_ros.msg import Action, Observation
 
 

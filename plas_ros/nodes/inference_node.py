@@ -13,6 +13,7 @@ from std_msgs.msg import Empty, String
 from std_srvs.srv import SetBool, SetBoolResponse, Trigger, TriggerResponse
 
 from plas_ros import deploy
+from plas_ros.data.episodes import EpisodeReturns
 from plas_ros.msg import Action, Observation, Transition
 
 ACTIVE = 'active'
@@ -42,7 +43,7 @@ class InferenceNode:
         import torch
         self.inference_mode = torch.inference_mode
         self.gate = core.gate
-        self.returns = deploy.EpisodeReturns()
+        self.returns = EpisodeReturns()
         self.dropped = ThrottledReasons(config.warn_period)
         self._state_lock = threading.Lock()
         self.state_pub = rospy.Publisher('~state', String, queue_size=1, latch=True)

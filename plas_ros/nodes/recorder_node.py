@@ -6,38 +6,28 @@ the file atomically in a background thread, so a SIGKILL at any moment leaves a 
 committed episode. Exits by itself after ~episodes complete episodes, those that ended by terminal or
 timeout; episodes that ended on a fault are written but not counted (0 = until stopped).
 """
-import math
 import sys
 import threading
 
-import numpy as np
 import rospy
 from std_msgs.msg import UInt32
 
-from plas_ros.data.writer import ERROR, BackgroundCommitter, EpisodeWriter, OutputError, ReplayWriter, Step
+from plas_ros.data.episodes import ERROR
+from plas_ros.data.writer import BackgroundCommitter, EpisodeWriter, OutputError, ReplayWriter
+from plas_ros.env import layout
 from plas_ros.msg import Transition
+from plas_ros.nodes.messages import step_from_transition
 
 PARAMS = (('output', ''), ('episodes', 0), ('source', 'sim'), ('policy', ''), ('config_text', ''), ('append', True),
           ('queue_size', 10000), ('min_free_mb', 100.0), ('fsync', True))
 
 
-def step_from_msg(msg):
-    stamp = msg.header.stamp.to_sec()
-    return Step(
-        episode=int(msg.episode), step=int(msg.step), observation=np.asarray(msg.observation, np.float32),
-        action=np.asarray(msg.action, np.float32), reward=float(msg.reward),
-        next_observation=np.asarray(msg.next_observation, np.float32), terminal=bool(msg.terminal),
-        timeout=bool(msg.timeout), error=bool(msg.error), timestamp=stamp if stamp > 0 else math.nan,
-        gripper_width=float(msg.gripper_width), gripper_adjustment=int(msg.gripper_adjustment),
-        tactile_raw=np.asarray(msg.tactile_raw, np.float64), force_raw=np.asarray(msg.force_raw, np.float64),
-        tip_pose=np.asarray(msg.tip_pose, np.float64), error_message=msg.error_message)
-
-
 class RecorderNode:
     def __init__(self, params):
         self.target = int(params['episodes'])
-        self.replay = ReplayWriter(params['output'], source=params['source'], policy=params['policy'],
-                                   config_text=params['config_text'], append=bool(params['append']),
+        self.replay = ReplayWriter(params['output'], layout.DATASET_FORMAT, source=params['source'],
+                                   policy=params['policy'], config_text=params['config_text'],
+                                   append=bool(params['append']),
                                    min_free_bytes=int(float(params['min_free_mb']) * 1e6),
                                    fsync=bool(params['fsync']))
         self.replay.commit()  # the file exists (and validates) before the first transition
@@ -60,7 +50,7 @@ class RecorderNode:
         with self._lock:
             if self._stopping or self._target_reached():
                 return
-            self.episodes.add(step_from_msg(msg))
+            self.episodes.add(step_from_transition(msg))
 
     def submit(self, arrays, source_episode, missing_steps):
         summary = self.committer.submit(arrays, source_episode, missing_steps)
@@ -74,7 +64,7 @@ class RecorderNode:
     def on_committed(self, summaries):
         for s in summaries:
             rospy.loginfo('recorder: committed episode %d (publisher episode %d): %d steps, return %.4f, %s%s',
-                          s.index, s.source_episode, s.steps, s.ret, s.outcome,
+                          s.index, s.episode, s.steps, s.ret, s.outcome,
                           ', %d step(s) missing' % s.missing_steps if s.missing_steps else '')
         self.committed += len(summaries)
         rospy.loginfo('recorder: %s holds %d episodes, %d transitions', self.replay.path,

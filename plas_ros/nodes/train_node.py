@@ -8,7 +8,7 @@ import sys
 
 import rospy
 
-SIM_EVAL_ENV = 'plas_ros.env.sim_env:make_env'
+SIM_EVAL_ENV = 'plas_ros.sim.gym_env:make_env'
 
 
 def trainer_argv(params):

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT
 
-from plas_ros.data.writer import ReplayWriter, Step, episode_arrays
-from plas_ros.env.policies import make_policy
-from plas_ros.env.sim_env import make_env
+from plas_ros.collect.policies import make_policy
+from plas_ros.data.episodes import Step, episode_arrays
+from plas_ros.data.writer import ReplayWriter
+from plas_ros.env.layout import DATASET_FORMAT as CLOTH
+from plas_ros.sim.gym_env import make_env
 
 TRAIN_CONFIG = os.path.join(REPO_ROOT, 'config', 'train_robot.yaml')
 
@@ -25,7 +27,7 @@ def record_episodes(path, episodes=2, seed=0):
     """A replay buffer as the recorder writes it: expert episodes of the in-process env through ReplayWriter."""
     env = make_env(seed=seed)
     policy = make_policy('expert', seed=seed)
-    writer = ReplayWriter(str(path), source='sim', policy='expert')
+    writer = ReplayWriter(str(path), CLOTH, source='sim', policy='expert')
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
         steps, done = [], False

@@ -7,6 +7,7 @@ import sys
 from data_helpers import make_steps
 
 from plas_ros.data.writer import EpisodeWriter, ReplayWriter
+from plas_ros.env.layout import DATASET_FORMAT as CLOTH
 
 ENDS = ('timeout', 'terminal', 'error')
 
@@ -16,7 +17,7 @@ def episode_length(index):
 
 
 def main(path):
-    replay = ReplayWriter(path, source='sim', policy='crash-test')
+    replay = ReplayWriter(path, CLOTH, source='sim', policy='crash-test')
     writer = EpisodeWriter(replay)
     print('ready %d' % replay.episodes, flush=True)
     while True:

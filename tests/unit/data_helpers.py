@@ -1,7 +1,7 @@
 """Deterministic episodes for the data tests (and the crash-test child process)."""
 import numpy as np
 
-from plas_ros.data.writer import Step
+from plas_ros.data.episodes import Step
 from plas_ros.env import layout
 
 

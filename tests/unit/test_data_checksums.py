@@ -3,9 +3,11 @@ import h5py
 import pytest
 from data_helpers import make_steps  # tests/unit is on sys.path under pytest
 
+from plas_ros.data.episodes import episode_arrays
 from plas_ros.data.loader import load_datasets
 from plas_ros.data.schema import DatasetError
-from plas_ros.data.writer import ReplayWriter, episode_arrays
+from plas_ros.data.writer import ReplayWriter
+from plas_ros.env.layout import DATASET_FORMAT as CLOTH
 
 
 def flip_byte_inside(path, key, at=100):
@@ -22,7 +24,7 @@ def flip_byte_inside(path, key, at=100):
 @pytest.mark.parametrize('key', ['observations', 'rewards'])
 def test_flipped_bit_in_the_data_names_file_and_key(tmp_path, key):
     path = str(tmp_path / 'run.h5')
-    writer = ReplayWriter(path, fsync=False)
+    writer = ReplayWriter(path, CLOTH, fsync=False)
     for episode in range(3):
         writer.write_episode(episode_arrays(make_steps(episode, n=20)))
     load_datasets([path])  # intact: loads

@@ -13,12 +13,13 @@ from data_helpers import make_steps
 from plas_ros.data import cli
 from plas_ros.data.loader import load_datasets, read_file
 from plas_ros.data.writer import EpisodeWriter, ReplayWriter
+from plas_ros.env.layout import DATASET_FORMAT as CLOTH
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def recorded(path, ends=('timeout', 'terminal', 'error'), policy='random', length=4, seed=0):
-    writer = EpisodeWriter(ReplayWriter(path, policy=policy, config_text='seed: %d\n' % seed))
+    writer = EpisodeWriter(ReplayWriter(path, CLOTH, policy=policy, config_text='seed: %d\n' % seed))
     for i, end in enumerate(ends):
         for step in make_steps(i, length, end, seed=seed * 100 + i):
             writer.add(step)

@@ -14,6 +14,7 @@ from data_helpers import make_steps
 
 from plas_ros.data.loader import load_datasets, read_file
 from plas_ros.data.writer import ReplayWriter
+from plas_ros.env.layout import DATASET_FORMAT as CLOTH
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KILLS = 20
@@ -67,5 +68,5 @@ def test_sigkill_at_random_moments_never_loses_a_committed_episode(tmp_path):
         assert attrs['policy'] == 'crash-test'
     assert must_hold > KILLS, 'the kills came too early to test anything (%d episodes)' % must_hold
     load_datasets([path])
-    ReplayWriter(path, policy='crash-test')  # cleans the temporaries of killed commits
+    ReplayWriter(path, CLOTH, policy='crash-test')  # cleans the temporaries of killed commits
     assert [name for name in os.listdir(tmp_path) if name != 'crash.h5'] == []

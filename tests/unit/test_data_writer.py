@@ -8,21 +8,15 @@ import pytest
 from data_helpers import make_steps
 
 from plas_ros.data import schema
+from plas_ros.data.episodes import Step, episode_arrays
 from plas_ros.data.loader import load_datasets, read_file
-from plas_ros.data.writer import (
-    BackgroundCommitter,
-    EpisodeWriter,
-    OutputError,
-    ReplayWriter,
-    Step,
-    episode_arrays,
-    write_hdf5_atomically,
-)
+from plas_ros.data.writer import BackgroundCommitter, EpisodeWriter, OutputError, ReplayWriter, write_hdf5_atomically
 from plas_ros.env import layout
+from plas_ros.env.layout import DATASET_FORMAT as CLOTH
 
 
 def record(path, episodes, **kwargs):
-    replay = ReplayWriter(path, source='sim', policy='random', config_text='a: 1\n', **kwargs)
+    replay = ReplayWriter(path, CLOTH, source='sim', policy='random', config_text='a: 1\n', **kwargs)
     writer = EpisodeWriter(replay)
     summaries = []
     for steps in episodes:
@@ -99,14 +93,14 @@ def test_steps_reordered_duplicates_malformed_and_gaps_counted(tmp_path):
 def test_an_episode_whose_end_never_arrives_is_abandoned_when_a_later_one_completes(tmp_path):
     lost = make_steps(0, 3, 'timeout')[:2]
     replay, writer, summaries = record(tmp_path / 'a.h5', [lost, make_steps(1, 2, 'terminal')])
-    assert [s.source_episode for s in summaries] == [1]
+    assert [s.episode for s in summaries] == [1]
     assert writer.counts.abandoned_steps == 2
 
 
 def test_append_continues_episode_ids_and_joins_policies(tmp_path):
     path = tmp_path / 'a.h5'
     record(path, [make_steps(0, 3, 'timeout')])
-    replay = ReplayWriter(path, source='sim', policy='expert')
+    replay = ReplayWriter(path, CLOTH, source='sim', policy='expert')
     writer = EpisodeWriter(replay)
     for step in make_steps(0, 2, 'terminal', seed=9):
         writer.add(step)
@@ -117,16 +111,17 @@ def test_append_continues_episode_ids_and_joins_policies(tmp_path):
 
 @pytest.mark.parametrize('change, key', [
     (dict(source='real'), 'source'),
-    (dict(obs_dim=5, obs_layout=''), 'observations'),
+    (dict(obs_dim=5, obs_layout=()), 'observations'),
     (dict(action_low=-0.5), 'action_low'),
 ])
 def test_append_to_an_incompatible_file_names_the_key(tmp_path, change, key):
     path = tmp_path / 'a.h5'
     record(path, [make_steps(0, 2, 'timeout')])
+    fmt_change = {k: v for k, v in change.items() if k in CLOTH._fields}
     kwargs = dict(source='sim')
-    kwargs.update(change)
+    kwargs.update({k: v for k, v in change.items() if k not in fmt_change})
     with pytest.raises(OutputError, match=r'a\.h5\[%s\]' % key):
-        ReplayWriter(path, **kwargs)
+        ReplayWriter(path, CLOTH._replace(**fmt_change), **kwargs)
 
 
 def test_append_to_a_foreign_d4rl_file_is_refused_clearly(tmp_path):
@@ -135,21 +130,21 @@ def test_append_to_a_foreign_d4rl_file_is_refused_clearly(tmp_path):
         for key in schema.REQUIRED_KEYS:
             f[key] = np.zeros((3, 2) if key in ('observations', 'actions') else 3, np.float32)
     with pytest.raises(OutputError, match='not a recorder file'):
-        ReplayWriter(path, obs_dim=2)
+        ReplayWriter(path, CLOTH._replace(obs_dim=2, obs_layout=()))
 
 
 def test_unwritable_path_full_disk_and_existing_file_reported_before_any_data(tmp_path):
     blocker = tmp_path / 'plain_file'
     blocker.write_text('x')
     with pytest.raises(OutputError, match='cannot create the folder'):
-        ReplayWriter(blocker / 'sub' / 'a.h5')
+        ReplayWriter(blocker / 'sub' / 'a.h5', CLOTH)
     with pytest.raises(OutputError, match='MB free'):
-        ReplayWriter(tmp_path / 'b.h5', min_free_bytes=10 ** 18)
+        ReplayWriter(tmp_path / 'b.h5', CLOTH, min_free_bytes=10 ** 18)
     with pytest.raises(OutputError, match='is a directory'):
-        ReplayWriter(tmp_path)
+        ReplayWriter(tmp_path, CLOTH)
     record(tmp_path / 'c.h5', [make_steps(0, 2, 'timeout')])
     with pytest.raises(OutputError, match='exists'):
-        ReplayWriter(tmp_path / 'c.h5', append=False)
+        ReplayWriter(tmp_path / 'c.h5', CLOTH, append=False)
     assert not (tmp_path / 'b.h5').exists()
 
 
@@ -176,7 +171,7 @@ def test_failed_atomic_write_leaves_the_target_and_no_temporary(tmp_path):
 
 
 def test_background_committer_commits_everything_submitted_before_close(tmp_path):
-    replay = ReplayWriter(tmp_path / 'a.h5')
+    replay = ReplayWriter(tmp_path / 'a.h5', CLOTH)
     committed = []
     committer = BackgroundCommitter(replay, on_committed=committed.extend)
     writer = EpisodeWriter(replay, sink=committer.submit)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from plas_ros import deploy
+from plas_ros.data.episodes import EpisodeReturns
 from plas_ros.env import layout
 
 NOW = 1000.0
@@ -146,7 +147,7 @@ def test_policy_with_another_observation_size_is_refused():
 
 
 def test_episode_returns_sum_rewards_and_report_each_ending():
-    returns = deploy.EpisodeReturns()
+    returns = EpisodeReturns()
     assert returns.add(0, 0.05) == []
     assert returns.add(0, 0.1) == []
     [first] = returns.add(0, 0.0, terminal=True)
@@ -160,7 +161,7 @@ def test_episode_returns_sum_rewards_and_report_each_ending():
 
 
 def test_episode_whose_end_was_missed_is_closed_as_incomplete():
-    returns = deploy.EpisodeReturns()
+    returns = EpisodeReturns()
     returns.add(4, 0.5)
     returns.add(4, 0.25)
     [lost] = returns.add(5, 1.0)

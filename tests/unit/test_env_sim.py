@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from plas_ros.env import layout
-from plas_ros.env.config import load_env_config
-from plas_ros.env.policies import (
+from plas_ros.collect.policies import (
     POLICY_NAMES,
     ExpertPolicy,
     NoisyPolicy,
@@ -18,8 +16,10 @@ from plas_ros.env.policies import (
     load_collect_config,
     make_policy,
 )
-from plas_ros.env.sim_env import ENV_ID, make_env
+from plas_ros.env import layout
+from plas_ros.env.config import load_env_config
 from plas_ros.env.task import EpisodeOverError, InvalidActionError
+from plas_ros.sim.gym_env import ENV_ID, make_env
 
 COLLECT = load_collect_config()
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from plas_ros.algos.evaluation import Evaluator, discounted_returns, load_env_factory, q_diagnostics
+from plas_ros.env.evaluation import Evaluator, discounted_returns, load_env_factory, q_diagnostics
 from plas_ros.policy import load_policy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

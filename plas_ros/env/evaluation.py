@@ -1,5 +1,8 @@
 """The evaluation hook: roll out the current deterministic policy in any gymnasium env and score its critic.
 
+The rollouts are the episode runner's (`plas_ros.env.runner`), with the policy under training as its
+transport; the trainer (`plas_ros.algos.trainer`) only calls `evaluate(act_fn, q_fn)`.
+
 `Evaluator(factory, episodes)` is called by the trainer every N steps with `act_fn(obs) -> action` and
 `q_fn(obs_batch, action_batch) -> Q values` (None for algorithms without a critic). It returns episode
 returns and the Q-function diagnostics of the PLAS paper, section 5.4: the error Q(s_t, a_t) - G_t against the
@@ -10,6 +13,8 @@ import importlib
 from typing import Callable, Dict, Optional
 
 import numpy as np
+
+from plas_ros.env.runner import EpisodeRunner, Transport
 
 
 def discounted_returns(rewards, gamma):
@@ -68,19 +73,12 @@ class Evaluator:
             self._env = None
 
     def rollout(self, act_fn, episode_seed):
-        obs, _ = self.env.reset(seed=episode_seed)
-        observations, actions, rewards = [], [], []
-        done = False
-        while not done:
-            action = np.asarray(act_fn(np.asarray(obs, dtype=np.float32)), dtype=np.float32)
-            next_obs, reward, terminated, truncated, _ = self.env.step(action)
-            observations.append(np.asarray(obs, dtype=np.float32))
-            actions.append(action)
-            rewards.append(float(reward))
-            obs = next_obs
-            done = terminated or truncated or (self.max_episode_steps is not None
-                                               and len(rewards) >= self.max_episode_steps)
-        return np.stack(observations), np.stack(actions), np.asarray(rewards)
+        """(observations, actions, rewards) of one episode of `act_fn` from `episode_seed`."""
+        transport = _PolicyUnderTest(act_fn)
+        EpisodeRunner(self.env, transport, faults=(), max_steps=self.max_episode_steps).run(0, seed=episode_seed)
+        steps = transport.steps
+        return (np.stack([np.asarray(s.observation, dtype=np.float32) for s in steps]),
+                np.stack([s.action for s in steps]), np.asarray([s.reward for s in steps]))
 
     def evaluate(self, act_fn: Callable, q_fn: Optional[Callable] = None) -> Dict[str, float]:
         returns, lengths, all_q, all_g = [], [], [], []
@@ -97,3 +95,17 @@ class Evaluator:
         if q_fn is not None:
             result.update(q_diagnostics(np.concatenate(all_q), np.concatenate(all_g)))
         return result
+
+
+class _PolicyUnderTest(Transport):
+    """The evaluator's transport: the policy answers each observation; the steps are kept in memory."""
+
+    def __init__(self, act_fn):
+        self.act_fn = act_fn
+        self.steps = []
+
+    def act(self, episode, step, observation):
+        return np.asarray(self.act_fn(np.asarray(observation, dtype=np.float32)), dtype=np.float32)
+
+    def record(self, step):
+        self.steps.append(step)

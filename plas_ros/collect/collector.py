@@ -8,32 +8,37 @@ same crash-safe writer as the ROS graph, without a master, so datasets for exper
 """
 import argparse
 import itertools
-import sys
 
 import numpy as np
 from tqdm import tqdm
 
-from plas_ros.data.writer import ReplayWriter, Step, episode_arrays
-from plas_ros.env.policies import POLICY_NAMES, load_collect_config, make_policy
-from plas_ros.env.sim_env import make_env
+from plas_ros.collect.policies import POLICY_NAMES, load_collect_config, make_policy
+from plas_ros.data.episodes import ERROR, TIMEOUT, episode_arrays
+from plas_ros.data.writer import ReplayWriter
+from plas_ros.env import layout
+from plas_ros.env.runner import EpisodeRunner, Transport
+from plas_ros.sim.gym_env import make_env
 
 
-def run_episode(env, policy, episode, seed):
-    """One episode of `policy` in `env`; returns the transitions as writer Steps."""
-    obs, _ = env.reset(seed=seed)
-    policy.start_episode(episode)
-    steps = []
-    for step in itertools.count():
-        action = np.asarray(policy.act(obs), dtype=np.float32)
-        next_obs, reward, terminated, truncated, info = env.step(action)
-        steps.append(Step(episode=episode, step=step, observation=obs, action=action, reward=float(reward),
-                          next_observation=next_obs, terminal=bool(terminated), timeout=bool(truncated),
-                          gripper_width=info['gripper_width'], gripper_adjustment=info['gripper_adjustment'],
-                          tactile_raw=info['tactile_raw'].reshape(-1), force_raw=info['force_raw'],
-                          tip_pose=info['tip_pose'], timestamp=float(step)))
-        if terminated or truncated:
-            return steps
-        obs = next_obs
+class PolicyTransport(Transport):
+    """The collector's transport: a behaviour policy answers each observation; the steps are kept for the
+    writer. Steps are stamped with their index (an in-process run has no clock worth keeping)."""
+
+    def __init__(self, policy):
+        self.policy = policy
+        self.steps = []
+
+    def act(self, episode, step, observation):
+        if step == 0:
+            self.steps = []
+            self.policy.start_episode(episode)
+        return np.asarray(self.policy.act(observation), dtype=np.float32)
+
+    def record(self, step):
+        self.steps.append(step)
+
+    def timestamp(self, step):
+        return float(step)
 
 
 def collect(output, policy, episodes=None, transitions=None, seed=0, policy_name='', progress=True):
@@ -44,8 +49,9 @@ def collect(output, policy, episodes=None, transitions=None, seed=0, policy_name
     """
     if episodes is None and transitions is None:
         raise ValueError('give episodes or transitions')
-    env = make_env()
-    writer = ReplayWriter(output, source='sim', policy=policy_name or policy.name, fsync=False)
+    transport = PolicyTransport(policy)
+    runner = EpisodeRunner(make_env(), transport)
+    writer = ReplayWriter(output, layout.DATASET_FORMAT, source='sim', policy=policy_name or policy.name, fsync=False)
     episode_seeds = np.random.default_rng(seed).integers(0, 2 ** 31 - 1, size=10 ** 6)
     summaries, total = [], 0
     bar = tqdm(total=transitions or episodes, unit='transition' if transitions else 'episode',
@@ -53,10 +59,13 @@ def collect(output, policy, episodes=None, transitions=None, seed=0, policy_name
     for episode in itertools.count():
         if (episodes is not None and episode >= episodes) or (transitions is not None and total >= transitions):
             break
-        steps = run_episode(env, policy, episode, int(episode_seeds[episode]))
-        summaries.append(writer.write_episode(episode_arrays(steps), source_episode=episode))
-        total += len(steps)
-        bar.update(len(steps) if transitions else 1)
+        summary = runner.run(episode, seed=int(episode_seeds[episode]))
+        complete = [s for s in transport.steps if not s.error]  # an error record has no next observation
+        if complete:
+            summaries.append(writer.write_episode(episode_arrays(complete, error=summary.outcome == ERROR),
+                                                  source_episode=episode))
+        total += len(complete)
+        bar.update(len(complete) if transitions else 1)
     bar.close()
     return summaries
 
@@ -83,7 +92,7 @@ def main(argv=None):
     summaries = collect(args.output, policy, args.episodes, args.transitions, args.seed,
                         progress=not args.no_progress)
     returns = [s.ret for s in summaries]
-    held = sum(s.outcome == 'timeout' for s in summaries)
+    held = sum(s.outcome == TIMEOUT for s in summaries)
     print('collected %d episodes, %d transitions into %s; return mean %.3f (min %.3f, max %.3f); '
           '%d of %d kept the edge for the whole episode'
           % (len(summaries), sum(s.steps for s in summaries), args.output, np.mean(returns), np.min(returns),
@@ -91,5 +100,3 @@ def main(argv=None):
     return 0
 
 
-if __name__ == '__main__':
-    sys.exit(main())

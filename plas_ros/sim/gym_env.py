@@ -1,7 +1,7 @@
 """The cloth-sliding task as a gymnasium Env over the in-process cloth simulator (no ROS in the loop).
 
-The step and reset logic is plas_ros.env.task.ClothSlideTask, the same object the ROS env node runs, here
-driving the simulator directly instead of the driver nodes:
+The step and reset logic is plas_ros.env.task.ClothSlideTask behind plas_ros.env.task.TaskEnv, the same
+objects the ROS env node runs, here driving the simulator directly instead of the driver nodes:
 
     env = make_env(seed=0)
     obs, info = env.reset(seed=0)
@@ -19,7 +19,8 @@ import yaml
 
 from plas_ros.env import layout
 from plas_ros.env.config import load_env_config
-from plas_ros.env.task import ClothSlideTask, Robot, SensorReading
+from plas_ros.env.task import ClothSlideTask, Robot, SensorReading, TaskEnv
+from plas_ros.sim.cloth import ClothSim
 
 ROBOT_YAML = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                           'config', 'robot.yaml')
@@ -70,11 +71,10 @@ class ClothSlideEnv(gym.Env):
     metadata = {'render_modes': []}
 
     def __init__(self, env_config=None, sim_config=None, seed=None, env_config_path=None):
-        from plas_ros.sim.cloth import ClothSim  # the simulator is heavy and optional for the rest of the env
-
         self.config = env_config or load_env_config(env_config_path)
         self.sim = ClothSim(config=sim_config, seed=seed)
         self.task = ClothSlideTask(self.config, SimRobot(self.sim, load_wrench_window()))
+        self.task_env = TaskEnv(self.task)
         self.observation_space = _observation_space()
         self.action_space = gym.spaces.Box(layout.ACTION_LOW, layout.ACTION_HIGH, (layout.ACT_DIM,), np.float32)
         self.max_episode_steps = self.config.max_steps
@@ -83,21 +83,29 @@ class ClothSlideEnv(gym.Env):
         super().reset(seed=seed)
         sim_seed = seed if seed is not None else int(self.np_random.integers(0, 2 ** 31 - 1))
         self.sim.reset(seed=sim_seed)
-        observation, reading = self.task.reset()
-        info = self._info(reading, self.task.controller.width_mm, 0)
-        info['calibration'] = self.task.calibration._asdict()
+        observation, info = self.task_env.reset()
+        info['edge_held'] = self._edge_held()
         return observation, info
 
     def step(self, action):
-        result = self.task.step(action)
-        info = self._info(result.reading, result.gripper.width_mm, result.gripper.adjustment)
-        info['step'] = result.step
-        return result.observation, result.reward, result.terminal, result.timeout, info
+        observation, reward, terminal, timeout, info = self.task_env.step(action)
+        info['edge_held'] = self._edge_held()
+        return observation, reward, terminal, timeout, info
 
-    def _info(self, reading, width_mm, adjustment):
-        return {'tactile_raw': reading.tactile_raw.copy(), 'force_raw': reading.force_n.astype(np.float32),
-                'tip_pose': reading.tip_pose.astype(np.float32), 'gripper_width': float(width_mm),
-                'gripper_adjustment': int(adjustment), 'edge_held': bool(getattr(self.sim, 'edge_held', True))}
+    def abort(self):
+        self.task_env.abort()
+
+    @property
+    def calibration(self):
+        return self.task_env.calibration
+
+    @property
+    def gripper_width(self):
+        return self.task_env.gripper_width
+
+    def _edge_held(self):
+        """The simulator's ground truth, for diagnostics only."""
+        return bool(getattr(self.sim, 'edge_held', True))
 
 
 def make_env(**kwargs):
@@ -106,4 +114,4 @@ def make_env(**kwargs):
 
 
 if ENV_ID not in gym.registry:
-    gym.register(ENV_ID, entry_point='plas_ros.env.sim_env:ClothSlideEnv')
+    gym.register(ENV_ID, entry_point='plas_ros.sim.gym_env:ClothSlideEnv')

@@ -1,0 +1,5 @@
+import sys
+
+from plas_ros.collect.collector import main
+
+sys.exit(main())

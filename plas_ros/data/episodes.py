@@ -1,0 +1,169 @@
+"""The episode record: one step as every producer makes it, how steps group into episodes, and how an episode ended.
+
+Producers (the ROS env node, the in-process collector, the evaluator) build `Step`s through the episode
+runner (`plas_ros.env.runner`); consumers (the recorder node, the collector's writer, the deployment's
+return log, the data CLI and the loader) read episodes back through the functions here, so "where does an
+episode end" and "how did it end" have one answer:
+
+* an episode ends at a row flagged terminal (the MDP ended: the edge was lost) or timeout (the time limit,
+  or a truncation: bootstrap from it);
+* an episode that ended on a fault (a stale sensor, a failed driver) is an *error* episode: its rows are
+  flagged in `infos/errors` and its last row is a timeout, so it is a truncation, never a success;
+* a stream that stops without either flag leaves its last episode *open* (foreign files) or *incomplete*
+  (a live stream whose end was never seen).
+"""
+import math
+from typing import Any, Dict, List, NamedTuple
+
+import numpy as np
+
+from plas_ros.data import schema
+
+TERMINAL, TIMEOUT, ERROR = 'terminal', 'timeout', 'error'
+OPEN = 'open'              # a file that ends without a terminal or timeout flag (foreign files only)
+INCOMPLETE = 'incomplete'  # a live stream moved on to the next episode before this one's end arrived
+
+
+class Step(NamedTuple):
+    """One transition (or the error record that ends an episode), as plain Python and numpy."""
+
+    episode: int
+    step: int
+    observation: Any
+    action: Any
+    reward: float
+    next_observation: Any
+    terminal: bool = False
+    timeout: bool = False
+    error: bool = False
+    timestamp: float = math.nan
+    gripper_width: float = math.nan
+    gripper_adjustment: int = 0
+    tactile_raw: Any = ()
+    force_raw: Any = ()
+    tip_pose: Any = ()
+    error_message: str = ''
+
+    @property
+    def ends_episode(self):
+        return bool(self.terminal or self.timeout or self.error)
+
+
+class EpisodeSummary(NamedTuple):
+    episode: int            # the producer's episode id
+    steps: int              # transitions
+    ret: float              # undiscounted sum of rewards
+    outcome: str            # terminal | timeout | error | incomplete
+    index: int = -1         # episode id in the file it was written to (infos/episode_ids), -1 when not written
+    missing_steps: int = 0  # step numbers that never arrived
+
+
+def outcome(terminal, timeout, error):
+    """How an episode whose last row carries these flags ended (an error wins: it is never a success)."""
+    if error:
+        return ERROR
+    if terminal:
+        return TERMINAL
+    return TIMEOUT if timeout else OPEN
+
+
+def episode_slices(terminals, timeouts) -> List[slice]:
+    """Episodes as row slices: each ends at a terminal or timeout row, the last also at the end of the rows."""
+    ends = np.asarray(terminals, bool) | np.asarray(timeouts, bool)
+    n = len(ends)
+    stops = list(np.flatnonzero(ends) + 1)
+    if n and (not stops or stops[-1] != n):
+        stops.append(n)
+    starts = [0] + stops[:-1]
+    return [slice(int(a), int(b)) for a, b in zip(starts, stops)]
+
+
+def rows_outcome(arrays, rows) -> str:
+    """The outcome of the episode at `rows` of a file's arrays (key -> column)."""
+    errors = arrays.get(schema.INFOS_GROUP + '/errors')
+    error = errors is not None and bool(np.asarray(errors[rows], bool).any())
+    return outcome(bool(arrays['terminals'][rows][-1]), bool(arrays['timeouts'][rows][-1]), error)
+
+
+def _raw(value, size, dtype):
+    """A raw sensor extra, or None when the producer left it empty or gave the wrong size."""
+    arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    if arr.size != size or not np.isfinite(arr).all():
+        return None
+    return arr.astype(dtype)
+
+
+def episode_arrays(steps: List[Step], error=False) -> Dict[str, np.ndarray]:
+    """The file rows (schema.column_specs keys) of one episode from its steps, in order.
+
+    `error`: the episode ended on a fault. An error end is a truncation, not an MDP end: the last row is
+    flagged as a timeout (bootstrap from it) and `infos/errors` is true on every row of the episode.
+    Raw extras a producer did not send (a foreign publisher) are stored as unknown: tactile 0, force and
+    pose NaN, `infos/raw_known` false.
+    """
+    n = len(steps)
+    infos = schema.INFOS_GROUP + '/'
+    out = {
+        'observations': np.array([s.observation for s in steps], np.float32).reshape(n, -1),
+        'actions': np.array([s.action for s in steps], np.float32).reshape(n, -1),
+        'rewards': np.array([s.reward for s in steps], np.float32),
+        'terminals': np.array([bool(s.terminal) for s in steps]),
+        'timeouts': np.array([bool(s.timeout) for s in steps]),
+        'next_observations': np.array([s.next_observation for s in steps], np.float32).reshape(n, -1),
+        infos + 'steps': np.array([s.step for s in steps], np.int32),
+        infos + 'timestamps': np.array([s.timestamp for s in steps], np.float64),
+        infos + 'gripper_width': np.array([s.gripper_width for s in steps], np.float32),
+        infos + 'gripper_adjustment': np.array([s.gripper_adjustment for s in steps], np.int8),
+        infos + 'errors': np.full(n, bool(error)),
+    }
+    if error and not out['terminals'][-1]:
+        out['timeouts'][-1] = True
+    raw_known = np.ones(n, bool)
+    for name, unknown in schema.RAW_EXTRAS.items():
+        shape, dtype = schema.RECORDER_INFOS[name]
+        column = np.full((n,) + shape, unknown, dtype)
+        for i, s in enumerate(steps):
+            value = _raw(getattr(s, name), int(np.prod(shape)), dtype)
+            if value is None:
+                raw_known[i] = False
+            else:
+                column[i] = value
+        out[infos + name] = column
+    out[infos + 'raw_known'] = raw_known
+    return out
+
+
+def summary_of(steps: List[Step], error=False, index=-1, missing_steps=0) -> EpisodeSummary:
+    """The summary of one episode from its steps (in order)."""
+    last = steps[-1]
+    return EpisodeSummary(int(last.episode), len(steps), float(sum(s.reward for s in steps)),
+                          outcome(last.terminal, last.timeout, error or last.error), index, missing_steps)
+
+
+class EpisodeReturns:
+    """Per-episode returns over a live stream of transitions (the deployment's return log)."""
+
+    def __init__(self):
+        self._episode = None
+        self._ret = 0.0
+        self._steps = 0
+        self.finished: List[EpisodeSummary] = []
+
+    def add(self, episode, reward, terminal=False, timeout=False, error=False):
+        """Account one transition; return the episodes it finished (a list, usually empty or one)."""
+        done = []
+        if self._episode is not None and episode != self._episode:
+            done.append(self._close(INCOMPLETE))  # a new episode began before the old one's end arrived
+        if self._episode is None:
+            self._episode, self._ret, self._steps = int(episode), 0.0, 0
+        self._ret += float(reward)
+        self._steps += 1
+        if terminal or timeout or error:
+            done.append(self._close(outcome(terminal, timeout, error)))
+        self.finished.extend(done)
+        return done
+
+    def _close(self, how):
+        summary = EpisodeSummary(self._episode, self._steps, self._ret, how)
+        self._episode = None
+        return summary

@@ -1,0 +1,39 @@
+"""The episode record as a ROS message: `plas_ros/Transition` <-> `plas_ros.data.episodes.Step`, both ways,
+in one place (the env node publishes what the recorder and the inference node read)."""
+import math
+
+import numpy as np
+import rospy
+
+from plas_ros.data.episodes import Step
+from plas_ros.msg import Transition
+
+
+def _list(value):
+    return np.asarray(value, dtype=np.float64).reshape(-1).tolist()
+
+
+def transition_msg(step: Step) -> Transition:
+    msg = Transition(episode=int(step.episode), step=int(step.step), observation=_list(step.observation),
+                     action=_list(step.action), reward=float(step.reward),
+                     next_observation=_list(step.next_observation), terminal=bool(step.terminal),
+                     timeout=bool(step.timeout), gripper_width=float(step.gripper_width),
+                     gripper_adjustment=int(step.gripper_adjustment),
+                     tactile_raw=np.asarray(step.tactile_raw).astype(np.uint16).reshape(-1).tolist(),
+                     force_raw=_list(step.force_raw), tip_pose=_list(step.tip_pose), error=bool(step.error),
+                     error_message=str(step.error_message))
+    if math.isfinite(step.timestamp):
+        msg.header.stamp = rospy.Time.from_sec(step.timestamp)
+    return msg
+
+
+def step_from_transition(msg: Transition) -> Step:
+    stamp = msg.header.stamp.to_sec()
+    return Step(
+        episode=int(msg.episode), step=int(msg.step), observation=np.asarray(msg.observation, np.float32),
+        action=np.asarray(msg.action, np.float32), reward=float(msg.reward),
+        next_observation=np.asarray(msg.next_observation, np.float32), terminal=bool(msg.terminal),
+        timeout=bool(msg.timeout), error=bool(msg.error), timestamp=stamp if stamp > 0 else math.nan,
+        gripper_width=float(msg.gripper_width), gripper_adjustment=int(msg.gripper_adjustment),
+        tactile_raw=np.asarray(msg.tactile_raw, np.float64), force_raw=np.asarray(msg.force_raw, np.float64),
+        tip_pose=np.asarray(msg.tip_pose, np.float64), error_message=msg.error_message)
