@@ -20,8 +20,9 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from plas_ros.data.episodes import Step, episode_arrays  # noqa: E402
+from plas_ros.data.episodes import Step  # noqa: E402
 from plas_ros.data.loader import read_file  # noqa: E402
+from plas_ros.data.schema import episode_arrays  # noqa: E402
 from plas_ros.data.writer import ReplayWriter  # noqa: E402
 from plas_ros.env.layout import DATASET_FORMAT as CLOTH  # noqa: E402
 

@@ -13,7 +13,8 @@ import numpy as np
 from tqdm import tqdm
 
 from plas_ros.collect.policies import POLICY_NAMES, load_collect_config, make_policy
-from plas_ros.data.episodes import ERROR, TIMEOUT, episode_arrays
+from plas_ros.data.episodes import ERROR, TIMEOUT
+from plas_ros.data.schema import episode_arrays
 from plas_ros.data.writer import ReplayWriter
 from plas_ros.env import layout
 from plas_ros.env.runner import EpisodeRunner, Transport

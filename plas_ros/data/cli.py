@@ -12,8 +12,9 @@ import sys
 import numpy as np
 
 from plas_ros.data import schema
-from plas_ros.data.episodes import ERROR, OPEN, TERMINAL, TIMEOUT, episode_slices, rows_outcome
+from plas_ros.data.episodes import ERROR, OPEN, TERMINAL, TIMEOUT, episode_slices
 from plas_ros.data.loader import load_datasets, read_file
+from plas_ros.data.schema import rows_outcome
 from plas_ros.data.writer import (
     OutputError,
     check_output_path,

@@ -2,8 +2,9 @@
 
 Producers (the ROS env node, the in-process collector, the evaluator) build `Step`s through the episode
 runner (`plas_ros.env.runner`); consumers (the recorder node, the collector's writer, the deployment's
-return log, the data CLI and the loader) read episodes back through the functions here, so "where does an
-episode end" and "how did it end" have one answer:
+return log, the data CLI and the loader) read episodes back through the functions here and the file
+columns of `plas_ros.data.schema` (`episode_arrays`, `rows_outcome`), so "where does an episode end" and
+"how did it end" have one answer:
 
 * an episode ends at a row flagged terminal (the MDP ended: the edge was lost) or timeout (the time limit,
   or a truncation: bootstrap from it);
@@ -13,11 +14,9 @@ episode end" and "how did it end" have one answer:
   (a live stream whose end was never seen).
 """
 import math
-from typing import Any, Dict, List, NamedTuple
+from typing import Any, List, NamedTuple
 
 import numpy as np
-
-from plas_ros.data import schema
 
 TERMINAL, TIMEOUT, ERROR = 'terminal', 'timeout', 'error'
 OPEN = 'open'              # a file that ends without a terminal or timeout flag (foreign files only)
@@ -76,61 +75,6 @@ def episode_slices(terminals, timeouts) -> List[slice]:
         stops.append(n)
     starts = [0] + stops[:-1]
     return [slice(int(a), int(b)) for a, b in zip(starts, stops)]
-
-
-def rows_outcome(arrays, rows) -> str:
-    """The outcome of the episode at `rows` of a file's arrays (key -> column)."""
-    errors = arrays.get(schema.INFOS_GROUP + '/errors')
-    error = errors is not None and bool(np.asarray(errors[rows], bool).any())
-    return outcome(bool(arrays['terminals'][rows][-1]), bool(arrays['timeouts'][rows][-1]), error)
-
-
-def _raw(value, size, dtype):
-    """A raw sensor extra, or None when the producer left it empty or gave the wrong size."""
-    arr = np.asarray(value, dtype=np.float64).reshape(-1)
-    if arr.size != size or not np.isfinite(arr).all():
-        return None
-    return arr.astype(dtype)
-
-
-def episode_arrays(steps: List[Step], error=False) -> Dict[str, np.ndarray]:
-    """The file rows (schema.column_specs keys) of one episode from its steps, in order.
-
-    `error`: the episode ended on a fault. An error end is a truncation, not an MDP end: the last row is
-    flagged as a timeout (bootstrap from it) and `infos/errors` is true on every row of the episode.
-    Raw extras a producer did not send (a foreign publisher) are stored as unknown: tactile 0, force and
-    pose NaN, `infos/raw_known` false.
-    """
-    n = len(steps)
-    infos = schema.INFOS_GROUP + '/'
-    out = {
-        'observations': np.array([s.observation for s in steps], np.float32).reshape(n, -1),
-        'actions': np.array([s.action for s in steps], np.float32).reshape(n, -1),
-        'rewards': np.array([s.reward for s in steps], np.float32),
-        'terminals': np.array([bool(s.terminal) for s in steps]),
-        'timeouts': np.array([bool(s.timeout) for s in steps]),
-        'next_observations': np.array([s.next_observation for s in steps], np.float32).reshape(n, -1),
-        infos + 'steps': np.array([s.step for s in steps], np.int32),
-        infos + 'timestamps': np.array([s.timestamp for s in steps], np.float64),
-        infos + 'gripper_width': np.array([s.gripper_width for s in steps], np.float32),
-        infos + 'gripper_adjustment': np.array([s.gripper_adjustment for s in steps], np.int8),
-        infos + 'errors': np.full(n, bool(error)),
-    }
-    if error and not out['terminals'][-1]:
-        out['timeouts'][-1] = True
-    raw_known = np.ones(n, bool)
-    for name, unknown in schema.RAW_EXTRAS.items():
-        shape, dtype = schema.RECORDER_INFOS[name]
-        column = np.full((n,) + shape, unknown, dtype)
-        for i, s in enumerate(steps):
-            value = _raw(getattr(s, name), int(np.prod(shape)), dtype)
-            if value is None:
-                raw_known[i] = False
-            else:
-                column[i] = value
-        out[infos + name] = column
-    out[infos + 'raw_known'] = raw_known
-    return out
 
 
 def summary_of(steps: List[Step], error=False, index=-1, missing_steps=0) -> EpisodeSummary:

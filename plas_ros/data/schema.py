@@ -12,9 +12,11 @@ File attributes (all optional for foreign files): schema_version, obs_layout, so
 action_low, action_high (the action bounds; [-1, 1] when absent).
 """
 import json
-from typing import Any, NamedTuple, Tuple
+from typing import Any, Dict, List, NamedTuple, Tuple
 
 import numpy as np
+
+from plas_ros.data import episodes
 
 SCHEMA_VERSION = 1
 
@@ -84,6 +86,61 @@ def column_specs(obs_dim, act_dim):
     return specs
 
 
+def rows_outcome(arrays, rows) -> str:
+    """The outcome of the episode at `rows` of a file's arrays (key -> column)."""
+    errors = arrays.get(INFOS_GROUP + '/errors')
+    error = errors is not None and bool(np.asarray(errors[rows], bool).any())
+    return episodes.outcome(bool(arrays['terminals'][rows][-1]), bool(arrays['timeouts'][rows][-1]), error)
+
+
+def _raw(value, size, dtype):
+    """A raw sensor extra, or None when the producer left it empty or gave the wrong size."""
+    arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    if arr.size != size or not np.isfinite(arr).all():
+        return None
+    return arr.astype(dtype)
+
+
+def episode_arrays(steps: List[episodes.Step], error=False) -> Dict[str, np.ndarray]:
+    """The file rows (column_specs keys) of one episode from its steps, in order.
+
+    `error`: the episode ended on a fault. An error end is a truncation, not an MDP end: the last row is
+    flagged as a timeout (bootstrap from it) and `infos/errors` is true on every row of the episode.
+    Raw extras a producer did not send (a foreign publisher) are stored as unknown: tactile 0, force and
+    pose NaN, `infos/raw_known` false.
+    """
+    n = len(steps)
+    infos = INFOS_GROUP + '/'
+    out = {
+        'observations': np.array([s.observation for s in steps], np.float32).reshape(n, -1),
+        'actions': np.array([s.action for s in steps], np.float32).reshape(n, -1),
+        'rewards': np.array([s.reward for s in steps], np.float32),
+        'terminals': np.array([bool(s.terminal) for s in steps]),
+        'timeouts': np.array([bool(s.timeout) for s in steps]),
+        'next_observations': np.array([s.next_observation for s in steps], np.float32).reshape(n, -1),
+        infos + 'steps': np.array([s.step for s in steps], np.int32),
+        infos + 'timestamps': np.array([s.timestamp for s in steps], np.float64),
+        infos + 'gripper_width': np.array([s.gripper_width for s in steps], np.float32),
+        infos + 'gripper_adjustment': np.array([s.gripper_adjustment for s in steps], np.int8),
+        infos + 'errors': np.full(n, bool(error)),
+    }
+    if error and not out['terminals'][-1]:
+        out['timeouts'][-1] = True
+    raw_known = np.ones(n, bool)
+    for name, unknown in RAW_EXTRAS.items():
+        shape, dtype = RECORDER_INFOS[name]
+        column = np.full((n,) + shape, unknown, dtype)
+        for i, s in enumerate(steps):
+            value = _raw(getattr(s, name), int(np.prod(shape)), dtype)
+            if value is None:
+                raw_known[i] = False
+            else:
+                column[i] = value
+        out[infos + name] = column
+    out[infos + 'raw_known'] = raw_known
+    return out
+
+
 def check_arrays(path, arrays, obs_dim=None, act_dim=None):
     """Validate the core arrays of one file (a dict key -> numpy array); raise DatasetError.
 
@@ -151,14 +208,12 @@ def validate_recorder_file(path, arrays, attrs):
 
 
 def _validate_episodes(path, arrays):
-    from plas_ros.data.episodes import episode_slices  # the one segmentation (it imports this module)
-
     ids_key, errors_key = INFOS_GROUP + '/episode_ids', INFOS_GROUP + '/errors'
     ids = arrays[ids_key]
     ends = np.asarray(arrays['terminals'], bool) | np.asarray(arrays['timeouts'], bool)
     if len(ids) and not ends[-1]:
         raise DatasetError(path, 'timeouts', 'the last row ends no episode (neither terminal nor timeout)')
-    for index, rows in enumerate(episode_slices(arrays['terminals'], arrays['timeouts'])):
+    for index, rows in enumerate(episodes.episode_slices(arrays['terminals'], arrays['timeouts'])):
         block = ids[rows]
         if (block != index).any():
             row = rows.start + int(np.flatnonzero(block != index)[0])

@@ -29,8 +29,9 @@ import h5py
 import numpy as np
 
 from plas_ros.data import schema
-from plas_ros.data.episodes import EpisodeSummary, Step, episode_arrays, outcome
+from plas_ros.data.episodes import EpisodeSummary, Step, outcome
 from plas_ros.data.loader import read_file
+from plas_ros.data.schema import episode_arrays
 
 DEFAULT_MIN_FREE_BYTES = 100 * 1024 * 1024
 TMP_PREFIX = '.%s.tmp-'

@@ -6,6 +6,7 @@ nodes' topics and services, to /cloth/observation, /cloth/action and /cloth/tran
 /cloth/reset service. Topics, services and parameters: README.md, section cloth_env.
 """
 import queue
+import time
 
 import numpy as np
 import rosgraph
@@ -203,12 +204,16 @@ class EnvNode:
         self.requests.put(request)
         return TriggerResponse(*request.wait())
 
-    def _wait_for(self, what, missing):
+    @staticmethod
+    def _wait_for(what, missing, log_period=5.0):
+        next_log = 0.0
         while not rospy.is_shutdown():
             still = missing()
             if not still:
                 return
-            rospy.loginfo_throttle(5.0, 'cloth_env: waiting for %s: %s' % (what, ', '.join(still)))
+            if time.monotonic() >= next_log:  # (rospy's throttle is per call site: both waits share this one)
+                rospy.loginfo('cloth_env: waiting for %s: %s', what, ', '.join(still))
+                next_log = time.monotonic() + log_period
             rospy.sleep(0.1)
 
     def spin(self):

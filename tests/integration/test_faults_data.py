@@ -15,7 +15,8 @@ import pytest
 from conftest import REPO_ROOT
 
 from plas_ros.collect.policies import make_policy
-from plas_ros.data.episodes import Step, episode_arrays
+from plas_ros.data.episodes import Step
+from plas_ros.data.schema import episode_arrays
 from plas_ros.data.writer import ReplayWriter
 from plas_ros.env.layout import DATASET_FORMAT as CLOTH
 from plas_ros.sim.gym_env import make_env

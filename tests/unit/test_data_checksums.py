@@ -3,9 +3,8 @@ import h5py
 import pytest
 from data_helpers import make_steps  # tests/unit is on sys.path under pytest
 
-from plas_ros.data.episodes import episode_arrays
 from plas_ros.data.loader import load_datasets
-from plas_ros.data.schema import DatasetError
+from plas_ros.data.schema import DatasetError, episode_arrays
 from plas_ros.data.writer import ReplayWriter
 from plas_ros.env.layout import DATASET_FORMAT as CLOTH
 

@@ -8,8 +8,9 @@ import pytest
 from data_helpers import make_steps
 
 from plas_ros.data import schema
-from plas_ros.data.episodes import Step, episode_arrays
+from plas_ros.data.episodes import Step
 from plas_ros.data.loader import load_datasets, read_file
+from plas_ros.data.schema import episode_arrays
 from plas_ros.data.writer import BackgroundCommitter, EpisodeWriter, OutputError, ReplayWriter, write_hdf5_atomically
 from plas_ros.env import layout
 from plas_ros.env.layout import DATASET_FORMAT as CLOTH
