@@ -31,36 +31,17 @@ from plas_ros.env.task import (
     ClothSlideTask,
     InvalidActionError,
     RobotError,
-    SensorError,
-    SensorReading,
     TaskEnv,
     validate_action,
 )
-from plas_ros.hardware.arm import quaternion_to_pitch
 from plas_ros.msg import Action, GripperState, Observation, TactileFrame, Transition
-from plas_ros.nodes.messages import transition_msg
+from plas_ros.nodes.messages import reading_from_messages, transition_msg
 from plas_ros.nodes.params import ros_log
 from plas_ros.srv import GripperCommand, TipMove
 
 SENSOR_TOPICS = {'tactile': ('/dsa/frame', TactileFrame), 'wrench': ('/arm/wrench', WrenchStamped),
                  'pose': ('/arm/tip_pose', PoseStamped), 'gripper': ('/wsg/state', GripperState)}
 SERVICE_TYPES = {MOVE_TIP: TipMove, MOVE_TO_START: Trigger, GRIPPER_MOVE: GripperCommand, GRIPPER_ACK: Trigger}
-
-
-def reading_from_messages(msgs):
-    """SensorReading from the four sensor messages (SensorError on malformed data)."""
-    frame = msgs['tactile']
-    if frame.rows * frame.cols != len(frame.data):
-        raise SensorError('/dsa/frame: %d x %d frame with %d values' % (frame.rows, frame.cols, len(frame.data)))
-    force = msgs['wrench'].wrench.force
-    pose = msgs['pose'].pose
-    q = pose.orientation
-    try:
-        pitch = quaternion_to_pitch([q.x, q.y, q.z, q.w])
-    except ValueError as e:
-        raise SensorError('/arm/tip_pose: %s' % e) from None
-    return SensorReading([force.x, force.y, force.z], np.asarray(frame.data, dtype=np.uint16),
-                         [pose.position.x, pose.position.y, pose.position.z, pitch])
 
 
 class ServiceCaller:

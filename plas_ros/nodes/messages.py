@@ -1,11 +1,14 @@
-"""The episode record as a ROS message: `plas_ros/Transition` <-> `plas_ros.data.episodes.Step`, both ways,
-in one place (the env node publishes what the recorder and the inference node read)."""
+"""ROS messages <-> the core's records, in one place: `plas_ros/Transition` <-> `plas_ros.data.episodes.Step`
+(the env node publishes what the recorder and the inference node read) and the driver topics' messages ->
+`plas_ros.env.task.SensorReading`."""
 import math
 
 import numpy as np
 import rospy
 
 from plas_ros.data.episodes import Step
+from plas_ros.env.task import SensorError, SensorReading
+from plas_ros.hardware.arm import quaternion_to_pitch
 from plas_ros.msg import Transition
 
 
@@ -37,3 +40,19 @@ def step_from_transition(msg: Transition) -> Step:
         gripper_width=float(msg.gripper_width), gripper_adjustment=int(msg.gripper_adjustment),
         tactile_raw=np.asarray(msg.tactile_raw, np.float64), force_raw=np.asarray(msg.force_raw, np.float64),
         tip_pose=np.asarray(msg.tip_pose, np.float64), error_message=msg.error_message)
+
+
+def reading_from_messages(msgs):
+    """SensorReading from the four sensor messages (SensorError on malformed data)."""
+    frame = msgs['tactile']
+    if frame.rows * frame.cols != len(frame.data):
+        raise SensorError('/dsa/frame: %d x %d frame with %d values' % (frame.rows, frame.cols, len(frame.data)))
+    force = msgs['wrench'].wrench.force
+    pose = msgs['pose'].pose
+    q = pose.orientation
+    try:
+        pitch = quaternion_to_pitch([q.x, q.y, q.z, q.w])
+    except ValueError as e:
+        raise SensorError('/arm/tip_pose: %s' % e) from None
+    return SensorReading([force.x, force.y, force.z], np.asarray(frame.data, dtype=np.uint16),
+                         [pose.position.x, pose.position.y, pose.position.z, pitch])

@@ -1,11 +1,6 @@
-"""recorder node: writes /cloth/transition into a crash-safe HDF5 replay buffer (plas_ros.data.writer).
-
-Keeps the transitions of each episode in memory and commits the episode to the file when its terminal,
-timeout or error transition arrives (error episodes are kept, flagged in infos/errors). A commit replaces
-the file atomically in a background thread, so a SIGKILL at any moment leaves a valid file holding every
-committed episode. Exits by itself after ~episodes complete episodes, those that ended by terminal or
-timeout; episodes that ended on a fault are written but not counted (0 = until stopped).
-"""
+"""recorder: /cloth/transition into a crash-safe HDF5 replay buffer (plas_ros.data.writer), exiting by itself
+after ~episodes complete episodes. Topics, services and parameters: README.md, section recorder. File format
+and crash safety: doc/data.md."""
 import sys
 import threading
 

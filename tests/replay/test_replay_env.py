@@ -124,7 +124,8 @@ def test_replayed_sensors_give_the_recorded_observations_and_gripper_decisions(r
     from plas_ros.env.gripper_controller import NARROWED, UNCHANGED, decide_width
     from plas_ros.env.remote import DriverRobot
     from plas_ros.msg import GripperState, Observation, TactileFrame, Transition
-    from plas_ros.nodes.env_node import ServiceCaller, reading_from_messages
+    from plas_ros.nodes.env_node import ServiceCaller
+    from plas_ros.nodes.messages import reading_from_messages
     config = load_env_config()
     transitions = [m for _, m in bag_messages('/cloth/transition', Transition) if not m.error]
     observations = {}
