@@ -97,7 +97,7 @@ class ManagedProcess:
     """A subprocess in its own session, its output in a log file, stopped with SIGTERM to the group.
 
     Background processes of a non-interactive shell ignore SIGINT, so SIGTERM is what stops
-    roslaunch and its children reliably (SETUP.md).
+    roslaunch and its children reliably (doc/install.md, testing).
     """
 
     def __init__(self, args, log_dir, name, env=None, cwd=REPO_ROOT):

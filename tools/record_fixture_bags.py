@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerate the replay tests' fixture bag from the simulated stack (doc/replay.md).
 
-    cd /work/main && source env.sh && python tools/record_fixture_bags.py
+    source env.sh && python tools/record_fixture_bags.py      # from the repository root
 
 Starts a private master, `rosbag record` of the raw driver topics and the /cloth/* topics (started and
 subscribed BEFORE anything publishes: record misses what is published while it subscribes), then

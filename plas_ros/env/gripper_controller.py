@@ -1,6 +1,6 @@
 """The gripper-width controller of the cloth-sliding task and the grasp calibration at reset.
 
-Both follow the authors' hard-coded procedure (paper appendix F, REFERENCE.md section 1); every threshold
+Both follow the authors' hard-coded procedure (paper appendix F; sources: doc/env.md); every threshold
 comes from `config/env.yaml` (see plas_ros.env.config). Pure functions of the readings: no ROS, no device.
 
 Controller, run after every step (widths in mm, tactile in raw DSA units, forces in N):

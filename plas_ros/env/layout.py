@@ -1,6 +1,6 @@
 """The one place that knows the layout and scaling of the cloth-sliding observation and action.
 
-Observation (89 float32), as in the authors' real environment (REFERENCE.md section 1):
+Observation (89 float32), as in the authors' real environment (doc/env.md, with sources):
 
     [0:3]   |end-effector force x, y, z| / 10 N   (median of the last 10 wrench readings)
     [3:87]  DSA tactile matrix 14 x 6, row-major, raw value / 3895

@@ -1,4 +1,4 @@
-"""CRC-16 shared by the Weiss WSG command set and the DSA controller protocol (REFERENCE.md 4 and 5).
+"""CRC-16 shared by the Weiss WSG command set and the DSA controller protocol (doc/wsg.md, doc/dsa.md).
 
 Table of polynomial 0x1021 (MSB-first), reflected update `crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)`,
 initial value 0xFFFF, no final xor. Running it over a frame including its little-endian CRC yields 0.

@@ -1,4 +1,4 @@
-"""Weiss DSA tactile controller (DSACON32) over a serial port (REFERENCE.md section 5): codec and client.
+"""Weiss DSA tactile controller (DSACON32) over a serial port (doc/dsa.md, protocol): codec and client.
 
 Frame: `AA AA AA | id u8 | payload length u16 LE | payload | CRC u16 LE`. Unlike the WSG, the CRC
 (plas_ros.hardware.crc) covers id, length and payload but not the preamble, and is absent when the payload

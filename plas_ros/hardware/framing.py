@@ -1,4 +1,4 @@
-"""The framing the Weiss WSG command set and the DSA controller share (REFERENCE.md sections 4 and 5):
+"""The framing the Weiss WSG command set and the DSA controller share (doc/wsg.md and doc/dsa.md):
 
     AA AA AA | id u8 | payload length u16 LE | payload | CRC u16 LE
 

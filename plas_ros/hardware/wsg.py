@@ -1,4 +1,4 @@
-"""Weiss WSG 32 binary command set over TCP (REFERENCE.md section 4): codec and client.
+"""Weiss WSG 32 binary command set over TCP (doc/wsg.md, command set): codec and client.
 
 Frame: `AA AA AA | id u8 | payload length u16 LE | payload | CRC u16 LE` (CRC of plas_ros.hardware.crc over
 everything before it). A reply carries the request's id and begins with a u16 status. Motion commands

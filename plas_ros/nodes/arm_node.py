@@ -1,9 +1,6 @@
-"""arm_driver: the Sawyer (or the simulated arm) as a ROS node.
+"""arm_driver: the Sawyer (or the simulated arm) as a ROS node: tip pose, wrench and tip moves.
 
-Publishes `tip_pose` (geometry_msgs/PoseStamped, pitch as a rotation about x) and `wrench`
-(geometry_msgs/WrenchStamped, the median of the last ~wrench_median_window readings, all taken after the
-last move) at ~rate; services `move_tip` (plas_ros/TipMove) and `move_to_start` (std_srvs/Trigger).
-A failed reading is logged and counted, never published. See doc/arm_and_sim.md.
+Topics, services and parameters: README.md, section arm_driver. The intera calls: doc/arm_and_sim.md.
 """
 import threading
 

@@ -1,9 +1,6 @@
 """behaviour_policy: answers every /cloth/observation with a /cloth/action from a behaviour policy.
 
-Parameters: ~policy (random | expert | checkpoint | schedule), ~checkpoint (policy directory), ~noise
-(Gaussian action noise; < 0 = the policy's default), ~seed (< 0 = unseeded), ~config (collect.yaml path).
-A new episode number calls the policy's start_episode (the schedule picks its member then). An observation
-repeated for the same episode/step (the env node asking again) gets the same action again.
+Topics and parameters: README.md, section behaviour_policy. The policies: doc/env.md.
 """
 import numpy as np
 import rospy

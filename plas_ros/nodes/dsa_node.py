@@ -1,9 +1,7 @@
 """dsa_driver: the Weiss DSA tactile controller (or its simulated twin) on a serial port as a ROS node.
 
-Publishes every data frame the controller sends as `frame` (plas_ros/TactileFrame, raw cells row-major, header
-stamp = receive time), so at the device's frame rate, and `connected` (std_msgs/Bool, latched, on every
-change). Corrupt, truncated and malformed frames are logged, counted and dropped: nothing is published for
-them. An absent port (at start-up or later) is reopened with backoff. See doc/dsa.md.
+Publishes every valid data frame, never a made-up one. Topics and parameters: README.md, section dsa_driver.
+The protocol: doc/dsa.md.
 """
 
 import rospy

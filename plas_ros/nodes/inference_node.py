@@ -1,8 +1,6 @@
 """inference node: the deployed policy, behind the safety core of plas_ros.deploy.
 
-Subscribes /cloth/observation, answers each valid observation with one /cloth/action (episode, step and
-header stamp echo the observation). Publishes nothing while stopped or disabled, or for an invalid, stale
-or unstamped observation; says why in a throttled log line. Any node can stop it through /cloth/estop.
+Topics, services and parameters: README.md, section inference. The safety gate and its latency: doc/deploy.md.
 """
 import sys
 import threading

@@ -2,6 +2,7 @@
 
 The node adds nothing to training itself; it exists so that `roslaunch plas_ros train_offline.launch`
 trains with rosparam-style arguments, logs to /rosout and ends the launch when training is done.
+Parameters: README.md, section train_offline. Training: doc/training.md.
 """
 import shlex
 import sys

@@ -1,11 +1,6 @@
 """wsg_driver: the Weiss WSG 32 gripper (or its simulated twin) as a ROS node.
 
-Publishes `state` (plas_ros/GripperState) at ~state_rate from the gripper's auto-updated width, speed, force,
-grasping state and system state; `connected` is false while the link is down or the values are stale, and the
-message then repeats the last measured values (zeros before the first). Services `move`, `grasp`, `release`
-(plas_ros/GripperCommand) and `home`, `stop`, `fast_stop`, `ack` (std_srvs/Trigger). The gripper's limits
-(command 0x53) are read once connected; commands outside them are refused with a message saying which limit.
-See doc/wsg.md.
+Topics, services and parameters: README.md, section wsg_driver. The command set: doc/wsg.md.
 """
 import math
 import threading

@@ -1,4 +1,4 @@
-"""Simulated WSG 32: a TCP server speaking the WSG binary command set (REFERENCE.md section 4).
+"""Simulated WSG 32: a TCP server speaking the WSG binary command set (doc/wsg.md, command set).
 
 One thread runs a selector loop: it accepts one client at a time (further clients wait in the listen
 backlog and are served in turn), parses requests with the shared codec, moves the fingers at the commanded

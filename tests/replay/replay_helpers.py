@@ -1,8 +1,8 @@
 """Shared by the replay tests: the fixture bag, reading it through the rosbag API, and `rosbag play`.
 
-The bag is recorded from the simulated stack by tools/record_fixture_bags.sh (see doc/replay.md). Messages
+The bag is recorded from the simulated stack by tools/record_fixture_bags.py (see doc/replay.md). Messages
 read back through the rosbag API are generated classes, so their kind is checked by `_type`/`_md5sum`, never
-with isinstance (SETUP.md).
+with isinstance (doc/install.md, testing).
 """
 import os
 
@@ -42,7 +42,7 @@ def wait_subscribed(topic, node, proc, timeout=30.0):
 
 
 def play(processes, topics, rate=1.0, remap=(), path=BAG, timeout=120.0):
-    """`rosbag play` of `topics` from the bag, without dropping messages (SETUP.md: never --immediate);
+    """`rosbag play` of `topics` from the bag, without dropping messages (doc/install.md: never --immediate);
     returns once playback has finished."""
     args = ['rosbag', 'play', path, '--wait-for-subscribers', '--queue=1000', '-r', str(rate), '-q']
     args += ['%s:=%s' % pair for pair in remap]

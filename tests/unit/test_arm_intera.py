@@ -1,5 +1,5 @@
 """InteraArm's logic against the stand-in intera_interface (tests/stubs), whose signatures are checked
-against the documented intera API first (REFERENCE.md section 3)."""
+against the documented intera API first (doc/arm_and_sim.md, intera calls)."""
 import inspect
 import os
 import sys

@@ -1,4 +1,4 @@
-"""The shared CRC against the vendor's sample frames (REFERENCE.md section 4)."""
+"""The shared CRC against the vendor's sample frames (doc/wsg.md, CRC check vectors)."""
 import struct
 
 from plas_ros.hardware.crc import crc16

@@ -1,4 +1,4 @@
-"""DSA codec: frames written byte by byte from REFERENCE.md section 5, the CRC variant, RLE, the parser."""
+"""DSA codec: frames written byte by byte from doc/dsa.md (protocol), the CRC variant, RLE, the parser."""
 import numpy as np
 import pytest
 

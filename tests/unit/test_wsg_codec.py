@@ -1,4 +1,4 @@
-"""WSG codec: the vendor's sample frames (REFERENCE.md 4), frame errors, the streaming parser, payloads."""
+"""WSG codec: the sample frames of doc/wsg.md, frame errors, the streaming parser, payloads."""
 import math
 import struct
 
@@ -29,7 +29,7 @@ from plas_ros.hardware.wsg import (
     unpack_status,
 )
 
-# The two sample frames of REFERENCE.md section 4, as the vendor's software sends them.
+# The two sample frames of doc/wsg.md (CRC check vectors), as the vendor's software sends them.
 HOMING = bytes.fromhex('aaaaaa200100008f83')
 LOOP_EMPTY = bytes.fromhex('aaaaaa0600009726')
 

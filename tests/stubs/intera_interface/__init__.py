@@ -1,5 +1,5 @@
 """A stand-in for Rethink's `intera_interface` (not installable here), following its documented API
-(REFERENCE.md section 3): `Limb(limb='right')` with `endpoint_pose()`, `endpoint_effort()`,
+(doc/arm_and_sim.md, intera calls): `Limb(limb='right')` with `endpoint_pose()`, `endpoint_effort()`,
 `ik_request(pose, end_point='right_hand', joint_seed=None, ...)`, `move_to_joint_positions(positions,
 timeout=15.0, ...)`, `set_joint_positions(positions)`, `set_joint_position_speed(speed=0.3)`, and
 `RobotEnable()` with `enable()` / `disable()`.
