@@ -62,6 +62,57 @@ def test_fused_adam_matches_torch_adam():
     assert torch.allclose(a, b, atol=1e-6)
 
 
+def _adam_run(optimizer, params, grads):
+    for grad in grads:
+        for p, g in zip(params, grad):
+            p.grad = g.clone()
+        optimizer.step()
+        optimizer.zero_grad()
+    return [p.detach().clone() for p in params]
+
+
+@pytest.mark.parametrize('saver, loader', [('fused_adam', 'fused_adam'), ('fused_adam', 'torch'),
+                                           ('torch', 'fused_adam')])
+def test_adam_state_round_trip_continues_bit_identically(tmp_path, saver, loader):
+    """5 steps, state saved through torch.save/torch.load into a fresh optimiser over copied weights, 5 more
+    steps: bit-identical to 10 uninterrupted steps (also across FusedAdam and torch.optim.Adam(fused=True))."""
+    make = {'fused_adam': lambda ps: FusedAdam(ps, lr=1e-2),
+            'torch': lambda ps: torch.optim.Adam(ps, lr=1e-2, fused=True)}
+    torch.manual_seed(0)
+    start = [torch.randn(3, 4), torch.randn(4)]
+    grads = [[torch.randn(3, 4), torch.randn(4)] for _ in range(10)]
+    straight = [torch.nn.Parameter(t.clone()) for t in start]
+    expected = _adam_run(make[saver](straight), straight, grads)
+
+    first = [torch.nn.Parameter(t.clone()) for t in start]
+    optimizer = make[saver](first)
+    _adam_run(optimizer, first, grads[:5])
+    torch.save(optimizer.state_dict(), str(tmp_path / 'optim.pt'))
+    resumed = [torch.nn.Parameter(p.detach().clone()) for p in first]
+    optimizer = make[loader](resumed)
+    optimizer.load_state_dict(torch.load(str(tmp_path / 'optim.pt'), weights_only=True))
+    result = _adam_run(optimizer, resumed, grads[5:])
+    assert all(torch.equal(a, b) for a, b in zip(result, expected))
+
+
+def test_fused_adam_state_is_a_copy_and_refuses_other_parameters():
+    p = torch.nn.Parameter(torch.zeros(2))
+    optimizer = FusedAdam([p], lr=1e-2)
+    assert optimizer.state_dict()['state'] == {}  # nothing stepped yet, as in torch.optim.Adam
+    p.grad = torch.ones(2)
+    optimizer.step()
+    state = optimizer.state_dict()
+    state['state'][0]['exp_avg'].fill_(5.0)
+    assert optimizer.exp_avgs[0].tolist() != [5.0, 5.0]
+    with pytest.raises(ValueError, match='shapes'):
+        FusedAdam([torch.nn.Parameter(torch.zeros(3))], lr=1e-2).load_state_dict(state)
+    with pytest.raises(ValueError, match='expected 1 of 2'):
+        FusedAdam([p, torch.nn.Parameter(torch.zeros(1))], lr=1e-2).load_state_dict(state)
+    state['param_groups'][0]['amsgrad'] = True
+    with pytest.raises(ValueError, match='amsgrad'):
+        FusedAdam([p], lr=1e-2).load_state_dict(state)
+
+
 def test_stacked_members_are_independent():
     """A member's output and gradient depend only on its own weights and inputs (seeds do not mix)."""
     net = StackedMLP(2, (3, 2), [8], 1)
