@@ -13,10 +13,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from plas_ros.data.schema import ACTION_TOLERANCE  # a float32 round trip of +-1 must still count as in range
 from plas_ros.env import layout
 from plas_ros.env.gripper_controller import GripperDecision, GripperWidthController, calibrate_grasp
 
-_ACTION_TOLERANCE = 1e-6  # a float32 round trip of +-1 must still count as in range
 
 
 class InvalidActionError(ValueError):
@@ -77,7 +77,7 @@ def validate_action(action):
         raise InvalidActionError('action has %d values, expected %d' % (a.size, layout.ACT_DIM))
     if not np.all(np.isfinite(a)):
         raise InvalidActionError('action %s holds NaN/inf' % a.tolist())
-    if np.any(a < layout.ACTION_LOW - _ACTION_TOLERANCE) or np.any(a > layout.ACTION_HIGH + _ACTION_TOLERANCE):
+    if np.any(a < layout.ACTION_LOW - ACTION_TOLERANCE) or np.any(a > layout.ACTION_HIGH + ACTION_TOLERANCE):
         raise InvalidActionError('action %s outside [%g, %g]' % (a.tolist(), layout.ACTION_LOW, layout.ACTION_HIGH))
     return np.clip(a, layout.ACTION_LOW, layout.ACTION_HIGH).astype(np.float32)
 
