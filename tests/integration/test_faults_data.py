@@ -12,13 +12,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
 
 from plas_ros.data.writer import ReplayWriter, Step, episode_arrays
 from plas_ros.env.policies import make_policy
 from plas_ros.env.sim_env import make_env
-
-TRAIN_CONFIG = os.path.join(REPO_ROOT, 'config', 'train_robot.yaml')
+from tests.helpers.tree import REPO_ROOT, TRAIN_CONFIG
 
 
 def record_episodes(path, episodes=2, seed=0):

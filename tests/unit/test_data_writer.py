@@ -5,7 +5,6 @@ import os
 import h5py
 import numpy as np
 import pytest
-from data_helpers import make_steps
 
 from plas_ros.data import schema
 from plas_ros.data.loader import load_datasets, read_file
@@ -19,6 +18,7 @@ from plas_ros.data.writer import (
     write_hdf5_atomically,
 )
 from plas_ros.env import layout
+from tests.helpers.data import make_steps
 
 
 def record(path, episodes, **kwargs):
