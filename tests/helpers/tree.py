@@ -5,6 +5,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 SCRIPTS = os.path.join(REPO_ROOT, 'scripts')
 TRAIN_CONFIG = os.path.join(REPO_ROOT, 'config', 'train_robot.yaml')
 ROBOT_YAML = os.path.join(REPO_ROOT, 'config', 'robot.yaml')
+STUBS = os.path.join(REPO_ROOT, 'tests', 'stubs')  # stand-ins for SDKs that are not packaged (intera_interface)
 
 
 def script(name):
