@@ -27,7 +27,6 @@ import numpy as np
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
-sys.path.insert(0, os.path.join(REPO_ROOT, 'tests'))
 
 from plas_ros.env import layout  # noqa: E402
 
@@ -232,7 +231,7 @@ def run_bench(args, work_dir):
     import rospy
     checkpoint = args.checkpoint
     if not checkpoint:
-        from deploy_helpers import train_tiny_checkpoint
+        from tests.helpers.deploy import train_tiny_checkpoint
         print('training a checkpoint for a few steps ...', flush=True)
         checkpoint = train_tiny_checkpoint(work_dir)
     rng = np.random.default_rng(0)

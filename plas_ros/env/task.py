@@ -18,7 +18,6 @@ from plas_ros.env import layout
 from plas_ros.env.gripper_controller import GripperDecision, GripperWidthController, calibrate_grasp
 
 
-
 class InvalidActionError(ValueError):
     """An action that must not be executed (wrong size, NaN/inf, out of [-1, 1]); the robot holds still."""
 

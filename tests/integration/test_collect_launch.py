@@ -5,16 +5,14 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, digest, free_port
 
 from plas_ros.env import layout
+from tests.helpers.common import free_port
+from tests.helpers.ros import digest
 
-_NEEDED = [os.path.join(REPO_ROOT, 'launch', 'drivers.launch'),
-           os.path.join(REPO_ROOT, 'plas_ros', 'data', '__main__.py')]
-_NEEDED += [os.path.join(REPO_ROOT, 'scripts', s)
-            for s in ('sim_world', 'wsg_node', 'dsa_node', 'arm_node', 'recorder_node')]
-_MISSING = [os.path.relpath(p, REPO_ROOT) for p in _NEEDED if not os.path.exists(p)]
-pytestmark = pytest.mark.skipif(bool(_MISSING), reason='not in the tree yet: %s' % ', '.join(_MISSING))
+pytestmark = pytest.mark.needs('launch/collect.launch', 'launch/drivers.launch', 'plas_ros/data/__main__.py',
+                               *('scripts/' + s for s in ('sim_world', 'wsg_node', 'dsa_node', 'arm_node',
+                                                          'env_node', 'behaviour_node', 'recorder_node')))
 
 
 def test_collect_launch_records_three_episodes_and_exits(roslaunch, tmp_path):

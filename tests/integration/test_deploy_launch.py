@@ -1,25 +1,17 @@
 """`roslaunch plas_ros deploy.launch checkpoint:=DIR episodes:=N [record:=X.h5]` in simulation: the policy
 drives the simulated robot, each episode's return is logged, and the launch ends by itself."""
-import os
 import re
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, digest, free_port
-from deploy_helpers import session_checkpoint
 
-_NEEDED = [os.path.join(REPO_ROOT, 'launch', 'drivers.launch')]
-_NEEDED += [os.path.join(REPO_ROOT, 'plas_ros', 'sim', m) for m in ('wsg.py', 'dsa.py')]  # hosted by sim_world
-_NEEDED += [os.path.join(REPO_ROOT, 'scripts', s) for s in ('sim_world', 'wsg_node', 'dsa_node', 'arm_node',
-                                                            'env_node', 'inference_node')]
-_MISSING = [os.path.relpath(p, REPO_ROOT) for p in _NEEDED if not os.path.exists(p)]
-pytestmark = pytest.mark.skipif(bool(_MISSING), reason='not in the tree yet: %s' % ', '.join(_MISSING))
-RECORDER = os.path.join(REPO_ROOT, 'scripts', 'recorder_node')
+from tests.helpers.common import free_port
+from tests.helpers.ros import digest
 
-
-@pytest.fixture(scope='session')
-def checkpoint(tmp_path_factory):
-    return session_checkpoint(tmp_path_factory)
+pytestmark = pytest.mark.needs('launch/deploy.launch', 'launch/drivers.launch',
+                               'plas_ros/sim/wsg.py', 'plas_ros/sim/dsa.py',  # hosted by sim_world
+                               *('scripts/' + s for s in ('sim_world', 'wsg_node', 'dsa_node', 'arm_node',
+                                                          'env_node', 'inference_node')))
 
 
 def sim_ports(tmp_path):
@@ -39,7 +31,7 @@ def test_deploy_runs_two_episodes_logs_their_returns_and_exits(roslaunch, checkp
     assert '2 episode(s) done' in launch.output
 
 
-@pytest.mark.skipif(not os.path.exists(RECORDER), reason='scripts/recorder_node not in the tree yet')
+@pytest.mark.needs('scripts/recorder_node')
 def test_deploy_records_its_episodes_with_the_policy_actions(roslaunch, checkpoint, tmp_path):
     import h5py
 

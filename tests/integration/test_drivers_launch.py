@@ -6,7 +6,9 @@ move the tip with /arm/move_tip and go back with /arm/move_to_start.
 import threading
 
 import pytest
-from conftest import TopicLog, digest, free_port, wait_for
+
+from tests.helpers.common import free_port, wait_for
+from tests.helpers.ros import TopicLog, digest
 
 
 @pytest.fixture

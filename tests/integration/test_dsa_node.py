@@ -3,11 +3,12 @@
 The node starts before the simulator (the port is absent at first), publishes frames equal to the simulator's
 deterministic pattern, and reports a closed-and-reopened pty as connected false, then true.
 """
-import os
 import signal
 import sys
 
-from conftest import REPO_ROOT, TopicLog, digest, wait_for
+from tests.helpers.common import wait_for
+from tests.helpers.ros import TopicLog, digest
+from tests.helpers.tree import script
 
 
 def check_pattern(msg):
@@ -27,7 +28,7 @@ def test_dsa_node_against_the_simulator(rospy_node, processes, tmp_path):
     link = str(tmp_path / 'dsa')
     frames = TopicLog(rospy, '/dsa/frame', TactileFrame)
     connected = TopicLog(rospy, '/dsa/connected', Bool)
-    node = processes([os.path.join(REPO_ROOT, 'scripts', 'dsa_node'), '__ns:=/dsa', '__name:=dsa_driver',
+    node = processes([script('dsa_node'), '__ns:=/dsa', '__name:=dsa_driver',
                       '_port:=%s' % link, '_frame_rate:=50', '_rle:=true'], name='dsa_node')
     try:
         wait_for(lambda: [m.data for m in connected.snapshot()] == [False], 20, what='/dsa/connected false')

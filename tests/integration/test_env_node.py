@@ -1,22 +1,19 @@
 """The env node through ROS with the simulated drivers: the observation/action/transition loop, holding still
 without an action, rejecting an invalid action, and a sensor that stops publishing ending the episode as an error."""
-import os
 import subprocess
 import threading
 import time
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, free_port, wait_for
 
 from plas_ros.env import layout
+from tests.helpers.common import free_port, wait_for
+from tests.helpers.tree import script
 
-DRIVERS = os.path.join(REPO_ROOT, 'launch', 'drivers.launch')
-ENV_NODE = os.path.join(REPO_ROOT, 'scripts', 'env_node')
-
-_NEEDED = [DRIVERS] + [os.path.join(REPO_ROOT, 'scripts', s) for s in ('sim_world', 'wsg_node', 'dsa_node', 'arm_node')]
-_MISSING = [os.path.relpath(p, REPO_ROOT) for p in _NEEDED if not os.path.exists(p)]
-pytestmark = pytest.mark.skipif(bool(_MISSING), reason='not in the tree yet: %s' % ', '.join(_MISSING))
+ENV_NODE = script('env_node')
+pytestmark = pytest.mark.needs('launch/drivers.launch', ENV_NODE,
+                               *(script(s) for s in ('sim_world', 'wsg_node', 'dsa_node', 'arm_node')))
 
 
 class Loop:
@@ -59,7 +56,7 @@ class Loop:
 
 
 def start_drivers(roslaunch, tmp_path):
-    return roslaunch(DRIVERS, name='drivers', sim='true', sim_seed=1, sim_wsg_port=free_port(),
+    return roslaunch('drivers.launch', name='drivers', sim='true', sim_seed=1, sim_wsg_port=free_port(),
                      sim_arm_port=free_port(), sim_dsa_link=str(tmp_path / 'dsa'))
 
 

@@ -12,7 +12,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
 
 from plas_ros.collect.policies import make_policy
 from plas_ros.data.episodes import Step
@@ -20,8 +19,7 @@ from plas_ros.data.schema import episode_arrays
 from plas_ros.data.writer import ReplayWriter
 from plas_ros.env.layout import DATASET_FORMAT as CLOTH
 from plas_ros.sim.gym_env import make_env
-
-TRAIN_CONFIG = os.path.join(REPO_ROOT, 'config', 'train_robot.yaml')
+from tests.helpers.tree import REPO_ROOT, TRAIN_CONFIG
 
 
 def record_episodes(path, episodes=2, seed=0):

@@ -23,17 +23,17 @@ import h5py
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO_ROOT, digest, wait_for
 
 from plas_ros.env import layout
+from tests.helpers.common import wait_for
+from tests.helpers.ros import digest
+from tests.helpers.tree import REPO_ROOT, script
 
-SCRIPTS = os.path.join(REPO_ROOT, 'scripts')
 EPISODES = 3          # complete episodes the recorder waits for
 SENSOR_MAX_AGE = 0.5  # s, cloth_env's ~sensor_max_age (collect.launch's default)
 STALE_GRACE = 0.25    # s after the outage shows: a step may still finish on data read just before it
-_MISSING = [s for s in ('wsg_node', 'dsa_node', 'arm_node', 'env_node', 'behaviour_node', 'recorder_node')
-            if not os.path.exists(os.path.join(SCRIPTS, s))]
-pytestmark = pytest.mark.skipif(bool(_MISSING), reason='not in the tree yet: %s' % ', '.join(_MISSING))
+pytestmark = pytest.mark.needs(*(script(s) for s in ('wsg_node', 'dsa_node', 'arm_node', 'env_node',
+                                                     'behaviour_node', 'recorder_node')))
 
 
 class Watch:
@@ -142,8 +142,8 @@ class Stack:
 
     @staticmethod
     def _node_starter(processes):
-        def start(script, name, ns='/', **params):
-            args = [os.path.join(SCRIPTS, script), '__name:=' + name, '__ns:=' + ns]
+        def start(executable, name, ns='/', **params):
+            args = [script(executable), '__name:=' + name, '__ns:=' + ns]
             args += ['_%s:=%s' % kv for kv in sorted(params.items())]
             return processes(args, name=name)
         return start

@@ -3,7 +3,9 @@ import os
 import subprocess
 import threading
 
-from conftest import REPO_ROOT, digest, wait_for
+from tests.helpers.common import wait_for
+from tests.helpers.ros import digest
+from tests.helpers.tree import REPO_ROOT
 
 
 def test_transition_round_trip_through_master(rospy_node):

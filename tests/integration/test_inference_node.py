@@ -3,25 +3,20 @@
 "No action" is shown positively: after a rejected observation the node answers a following valid one
 (so the rejected one was processed, not lost in a queue), and its log names the reason.
 """
-import os
 import sys
 import threading
 import time
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, ManagedProcess, digest, wait_for
-from deploy_helpers import session_checkpoint
 
 from plas_ros.env import layout
+from tests.helpers.common import wait_for
+from tests.helpers.ros import ManagedProcess, digest
+from tests.helpers.tree import script
 
-NODE = os.path.join(REPO_ROOT, 'scripts', 'inference_node')
+NODE = script('inference_node')
 QUIET = 0.4  # s to wait for an action that must not come (the node answers in about a millisecond)
-
-
-@pytest.fixture(scope='session')
-def checkpoint(tmp_path_factory):
-    return session_checkpoint(tmp_path_factory)
 
 
 @pytest.fixture(scope='session')

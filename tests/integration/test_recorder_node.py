@@ -8,12 +8,13 @@ import time
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, wait_for
 
 from plas_ros.data import cli
 from plas_ros.data.loader import read_file
+from tests.helpers.common import wait_for
+from tests.helpers.tree import script
 
-RECORDER = os.path.join(REPO_ROOT, 'scripts', 'recorder_node')
+RECORDER = script('recorder_node')
 
 
 def transition(episode, step, length, end='timeout'):

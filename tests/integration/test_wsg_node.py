@@ -1,13 +1,15 @@
 """wsg_driver (scripts/wsg_node) against the simulated WSG 32 over real TCP, through ROS only: the services,
 the limits read with 0x53, fast stop and acknowledge, and /wsgtest/state across a dropped connection."""
 import math
-import os
 import threading
 
 import pytest
-from conftest import REPO_ROOT, TopicLog, digest, wait_for
 
-WSG_NODE = os.path.join(REPO_ROOT, 'scripts', 'wsg_node')
+from tests.helpers.common import wait_for
+from tests.helpers.ros import TopicLog, digest
+from tests.helpers.tree import script
+
+WSG_NODE = script('wsg_node')
 NS = '/wsgtest'
 
 

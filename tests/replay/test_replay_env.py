@@ -15,23 +15,20 @@ Checked against the bag's /cloth/transition (read through the rosbag API):
   reading of that step (between its observation and its transition) gives the same new width and direction;
 - every width change, commanded to the simulated WSG, is reached by it, as the bag's gripper reached it.
 """
-import os
 import sys
 import threading
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, free_port, wait_for
-from replay_helpers import BAG, RAW_TOPICS, bag_messages, play
 
-WSG_NODE = os.path.join(REPO_ROOT, 'scripts', 'wsg_node')
-ROBOT_YAML = os.path.join(REPO_ROOT, 'config', 'robot.yaml')
+from tests.helpers.common import free_port, wait_for
+from tests.helpers.replay import BAG, RAW_TOPICS, bag_messages, play
+from tests.helpers.tree import ROBOT_YAML, script
+
+WSG_NODE = script('wsg_node')
 BAG_WSG_STATE = '/bag/wsg/state'
 WIDTH_TOLERANCE_MM = 0.05  # the gripper reports its measured position (float32 message, finger resolution)
-_NEEDED = [os.path.join(REPO_ROOT, p) for p in ('plas_ros/sim/wsg.py', 'scripts/wsg_node')]
-_MISSING = [os.path.relpath(p, REPO_ROOT) for p in _NEEDED if not os.path.exists(p)]
-pytestmark = [pytest.mark.skipif(not os.path.exists(BAG), reason='fixture bag missing: tools/record_fixture_bags.py'),
-              pytest.mark.skipif(bool(_MISSING), reason='not in the tree yet: %s' % ', '.join(_MISSING))]
+pytestmark = pytest.mark.needs(BAG, 'plas_ros/sim/wsg.py', WSG_NODE)  # the bag: tools/record_fixture_bags.py
 
 
 class RawStream:

@@ -5,24 +5,20 @@ observation (clipped to the policy's bounds, as the node does), with episode, st
 The observations keep the stamps of the recording, so the node runs with `~max_obs_age` wide enough for a bag's
 age (doc/replay.md); everything else is the node as deploy.launch starts it in simulation.
 """
-import os
 import sys
 import threading
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, digest, wait_for
-from deploy_helpers import session_checkpoint
-from replay_helpers import BAG, bag_messages, play, wait_subscribed
 
-NODE = os.path.join(REPO_ROOT, 'scripts', 'inference_node')
-REPLAY_MAX_OBS_AGE = 1e12 # s: a bag's stamps are as old as the recording
-pytestmark = pytest.mark.skipif(not os.path.exists(BAG), reason='fixture bag missing: tools/record_fixture_bags.sh')
+from tests.helpers.common import wait_for
+from tests.helpers.replay import BAG, bag_messages, play, wait_subscribed
+from tests.helpers.ros import digest
+from tests.helpers.tree import script
 
-
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    return session_checkpoint(tmp_path_factory)
+NODE = script('inference_node')
+REPLAY_MAX_OBS_AGE = 1e12  # s: a bag's stamps are as old as the recording
+pytestmark = pytest.mark.needs(BAG, NODE)  # the bag: tools/record_fixture_bags.py
 
 
 def test_every_replayed_observation_gets_the_checkpoint_action(rospy_node, processes, checkpoint):

@@ -4,18 +4,19 @@ exactly the bag's transitions (every ended episode, in order, with the raw extra
 The expected rows are built here from the bag messages by the documented file format (doc/data.md), not by the
 writer's own code, so a writer that drops, reorders or alters a transition fails this test.
 """
-import os
 import sys
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, digest, wait_for
-from replay_helpers import BAG, bag_messages, play, wait_subscribed
 
 from plas_ros.data.loader import read_file
+from tests.helpers.common import wait_for
+from tests.helpers.replay import BAG, bag_messages, play, wait_subscribed
+from tests.helpers.ros import digest
+from tests.helpers.tree import script
 
-RECORDER = os.path.join(REPO_ROOT, 'scripts', 'recorder_node')
-pytestmark = pytest.mark.skipif(not os.path.exists(BAG), reason='fixture bag missing: tools/record_fixture_bags.sh')
+RECORDER = script('recorder_node')
+pytestmark = pytest.mark.needs(BAG, RECORDER)  # the bag: tools/record_fixture_bags.py
 
 
 def ended_episodes(transitions):

@@ -1,13 +1,12 @@
 """InteraArm's logic against the stand-in intera_interface (tests/stubs), whose signatures are checked
 against the documented intera API first (doc/arm_and_sim.md, intera calls)."""
 import inspect
-import os
 import sys
 
 import numpy as np
 import pytest
 
-STUBS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'stubs')
+from tests.helpers.tree import STUBS
 
 
 @pytest.fixture

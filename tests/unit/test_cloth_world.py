@@ -7,6 +7,7 @@ import sys
 import numpy as np
 
 from plas_ros.sim.world import SimWorld, parse_args
+from tests.helpers.common import free_port
 
 
 def test_cli_ignores_ros_remapping_arguments():
@@ -28,16 +29,10 @@ def test_device_hooks_share_one_cloth():
     assert world.cloth.edge_held and world.cloth.width_mm == 1.8
 
 
-def _port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def test_world_process_serves_all_three_devices(tmp_path):
     from plas_ros.sim.arm import SimArmClient
     link = str(tmp_path / 'dsa')
-    wsg_port, arm_port = _port(), _port()
+    wsg_port, arm_port = free_port(), free_port()
     proc = subprocess.Popen([sys.executable, '-m', 'plas_ros.sim.world', '--wsg-port', str(wsg_port),
                              '--arm-port', str(arm_port), '--dsa-link', link, '--seed', '1', '__name:=w'],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

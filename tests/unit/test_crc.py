@@ -2,9 +2,7 @@
 import struct
 
 from plas_ros.hardware.crc import crc16
-
-HOMING = bytes.fromhex('aaaaaa 20 0100 00 8f83'.replace(' ', ''))
-LOOP_EMPTY = bytes.fromhex('aaaaaa 06 0000 9726'.replace(' ', ''))
+from tests.helpers.wsg import HOMING, LOOP_EMPTY
 
 
 def test_crc_of_sample_frames_matches_their_trailer():

@@ -1,12 +1,12 @@
 """A flipped bit inside a recorded file's data is caught on read (HDF5 chunk checksums), never trained on."""
 import h5py
 import pytest
-from data_helpers import make_steps  # tests/unit is on sys.path under pytest
 
 from plas_ros.data.loader import load_datasets
 from plas_ros.data.schema import DatasetError, episode_arrays
 from plas_ros.data.writer import ReplayWriter
 from plas_ros.env.layout import DATASET_FORMAT as CLOTH
+from tests.helpers.data import make_steps
 
 
 def flip_byte_inside(path, key, at=100):

@@ -1,6 +1,5 @@
 """`python -m plas_ros.data`: info, validate (clear errors on bad files), merge and both exports."""
 import json
-import os
 import re
 import subprocess
 import sys
@@ -8,14 +7,13 @@ import sys
 import h5py
 import numpy as np
 import pytest
-from data_helpers import make_steps
 
 from plas_ros.data import cli
 from plas_ros.data.loader import load_datasets, read_file
 from plas_ros.data.writer import EpisodeWriter, ReplayWriter
 from plas_ros.env.layout import DATASET_FORMAT as CLOTH
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.helpers.data import make_steps
+from tests.helpers.tree import REPO_ROOT
 
 
 def recorded(path, ends=('timeout', 'terminal', 'error'), policy='random', length=4, seed=0):
@@ -155,7 +153,8 @@ def test_export_d3rlpy_arrays_rebuild_every_episode(tmp_path, capsys):
 
 
 def test_export_d3rlpy_loads_in_d3rlpy_when_installed(tmp_path):
-    d3rlpy = pytest.importorskip('d3rlpy')  # not in the main venv; see doc/data.md
+    d3rlpy = pytest.importorskip('d3rlpy', reason='d3rlpy is an optional third-party peer, never installed in the '
+                                 "project's .venv (bench/setup_bench_venv.sh puts it in .venv-bench; doc/data.md)")
     path = recorded(tmp_path / 'a.h5')
     cli.export_d3rlpy(path, tmp_path / 'd.npz')
     data = np.load(tmp_path / 'd.npz')
@@ -182,11 +181,11 @@ def test_export_robomimic_one_group_per_episode(tmp_path, capsys):
 
 def test_module_entry_point_exit_codes(tmp_path):
     path = recorded(tmp_path / 'a.h5')
-    ok = subprocess.run([sys.executable, '-m', 'plas_ros.data', 'validate', path], cwd=REPO, capture_output=True,
+    ok = subprocess.run([sys.executable, '-m', 'plas_ros.data', 'validate', path], cwd=REPO_ROOT, capture_output=True,
                         text=True)
-    bad = subprocess.run([sys.executable, '-m', 'plas_ros.data', 'validate', str(tmp_path / 'x.h5')], cwd=REPO,
+    bad = subprocess.run([sys.executable, '-m', 'plas_ros.data', 'validate', str(tmp_path / 'x.h5')], cwd=REPO_ROOT,
                          capture_output=True, text=True)
-    usage = subprocess.run([sys.executable, '-m', 'plas_ros.data'], cwd=REPO, capture_output=True, text=True)
+    usage = subprocess.run([sys.executable, '-m', 'plas_ros.data'], cwd=REPO_ROOT, capture_output=True, text=True)
     assert (ok.returncode, bad.returncode, usage.returncode) == (0, 1, 2), (ok.stderr, bad.stderr)
     assert 'x.h5: no such file' in bad.stderr
 

@@ -9,21 +9,21 @@ import threading
 import time
 
 import numpy as np
-from data_crash_child import ENDS, episode_length
-from data_helpers import make_steps
 
 from plas_ros.data.loader import load_datasets, read_file
 from plas_ros.data.writer import ReplayWriter
 from plas_ros.env.layout import DATASET_FORMAT as CLOTH
+from tests.helpers.crash_child import ENDS, episode_length
+from tests.helpers.data import make_steps
+from tests.helpers.tree import REPO_ROOT
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 KILLS = 20
 
 
 def run_and_kill(path, delay):
     """Start the child, SIGKILL it `delay` s after it is ready; return the last committed index (or -1)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, os.environ.get('PYTHONPATH', '')]))
-    child = subprocess.Popen([sys.executable, os.path.join(HERE, 'data_crash_child.py'), str(path)],
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO_ROOT, os.environ.get('PYTHONPATH', '')]))
+    child = subprocess.Popen([sys.executable, '-m', 'tests.helpers.crash_child', str(path)], cwd=REPO_ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     lines = []
     reader = threading.Thread(target=lambda: lines.extend(child.stdout), daemon=True)

@@ -5,7 +5,6 @@ import os
 import h5py
 import numpy as np
 import pytest
-from data_helpers import make_steps
 
 from plas_ros.data import schema
 from plas_ros.data.episodes import Step
@@ -14,6 +13,7 @@ from plas_ros.data.schema import episode_arrays
 from plas_ros.data.writer import BackgroundCommitter, EpisodeWriter, OutputError, ReplayWriter, write_hdf5_atomically
 from plas_ros.env import layout
 from plas_ros.env.layout import DATASET_FORMAT as CLOTH
+from tests.helpers.data import make_steps
 
 
 def record(path, episodes, **kwargs):

@@ -11,8 +11,8 @@ import yaml
 
 from plas_ros.env.evaluation import Evaluator, discounted_returns, load_env_factory, q_diagnostics
 from plas_ros.policy import load_policy
+from tests.helpers.tree import REPO_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -80,8 +80,8 @@ def write_dataset(path, n=200):
 
 
 def run_cli(*args):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, ROOT, os.environ.get('PYTHONPATH', '')]))
-    return subprocess.run([sys.executable, '-m', 'plas_ros.train'] + list(args), cwd=ROOT, env=env,
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, REPO_ROOT, os.environ.get('PYTHONPATH', '')]))
+    return subprocess.run([sys.executable, '-m', 'plas_ros.train'] + list(args), cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -18,18 +18,8 @@ from plas_ros.hardware.wsg import (
     pack_status,
 )
 from plas_ros.sim.wsg import SIM_LIMITS, StaticPart, WsgSimulator
-
-WAIT = 10.0  # s, generous: the machine is shared; no test asserts a duration
-
-
-def wait_for(predicate, what):
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError('timed out waiting for %s' % what)
+from tests.helpers.common import wait_for
+from tests.helpers.wsg import WAIT
 
 
 @pytest.fixture
@@ -115,7 +105,7 @@ def start_slow_move(client):
 
 def test_stop_aborts_a_running_motion(sim, client):
     mover, outcome = start_slow_move(client)
-    wait_for(lambda: SystemFlag.MOVING in SystemFlag(client.system_state()), 'the move to start')
+    wait_for(lambda: SystemFlag.MOVING in SystemFlag(client.system_state()), WAIT, what='the move to start')
     client.stop()
     mover.join(WAIT)
     assert outcome['error'].status == Status.COMMAND_ABORTED and outcome['error'].command == Command.MOVE
@@ -124,7 +114,7 @@ def test_stop_aborts_a_running_motion(sim, client):
 
 def test_auto_update_state_and_fresh_values(sim, client):
     client.subscribe_state(20)
-    state = wait_for(lambda: client.state(max_age=1.0), 'the auto-updated state')
+    state = wait_for(lambda: client.state(max_age=1.0), WAIT, what='the auto-updated state')
     assert state.width == 30.0 and state.grasping_state == GraspingState.IDLE
     with pytest.raises(ValueError, match='auto-updated'):
         client.width()  # a one-shot read would cancel the subscription on the gripper
@@ -137,9 +127,9 @@ def test_auto_update_state_and_fresh_values(sim, client):
 
 def test_reconnects_after_the_simulator_drops_the_connection(sim, client):
     client.subscribe_state(20)
-    wait_for(lambda: client.state(max_age=1.0), 'the auto-updated state')
+    wait_for(lambda: client.state(max_age=1.0), WAIT, what='the auto-updated state')
     sim.drop_connections(hold_off=0.5)
-    wait_for(lambda: not client.connected, 'the client to notice the drop')
+    wait_for(lambda: not client.connected, WAIT, what='the client to notice the drop')
     with pytest.raises(WsgLinkError) as error:
         client.loop(b'x')
     assert error.value.status == Status.NOT_OPEN
@@ -154,7 +144,7 @@ def test_reconnects_after_the_simulator_drops_the_connection(sim, client):
 
 def test_a_motion_cut_by_a_drop_raises_a_link_error(sim, client):
     mover, outcome = start_slow_move(client)
-    wait_for(lambda: SystemFlag.MOVING in SystemFlag(sim.system_flags()), 'the move to start')
+    wait_for(lambda: SystemFlag.MOVING in SystemFlag(sim.system_flags()), WAIT, what='the move to start')
     sim.drop_connections()
     mover.join(WAIT)
     assert isinstance(outcome['error'], WsgLinkError) and 'dropped' in str(outcome['error'])
@@ -168,8 +158,8 @@ def test_garbage_and_corrupt_frames_from_the_device_are_counted_and_skipped(sim,
     corrupt[-2] ^= 0x01
     sim.inject_bytes(b'\x01\x02garbage\xaa' + bytes(corrupt) + encode_frame(Command.LOOP, pack_status(0, b'??')))
     # The injected bytes may arrive in more than one read: wait for the last of them to be handled.
-    wait_for(lambda: client.stats()['checksum_errors'] >= 1 and client.stats()['unexpected_frames'] >= 1,
-             'the checksum error and the unasked loop reply to be counted')
+    wait_for(lambda: client.stats()['checksum_errors'] >= 1 and client.stats()['unexpected_frames'] >= 1, WAIT,
+             what='the checksum error and the unasked loop reply to be counted')
     assert client.stats()['garbage_bytes'] >= 10
     assert client.loop(b'still fine') == b'still fine'
     assert client.value(Command.OPENING_WIDTH) == 30.0  # the corrupt 1.0 mm was never taken
@@ -209,7 +199,7 @@ def test_a_silent_device_times_out_and_is_reconnected():
         with pytest.raises(WsgLinkError) as error:
             client.loop(b'anyone?')
         assert error.value.status == Status.TIMEOUT
-        wait_for(lambda: client.stats()['stale_drops'] >= 1, 'the stale link to be dropped')
+        wait_for(lambda: client.stats()['stale_drops'] >= 1, WAIT, what='the stale link to be dropped')
         assert client.stats()['timeouts'] == 1 and len(device.accepted) >= 2
         assert client.value(Command.OPENING_WIDTH) is None
     finally:
@@ -223,7 +213,7 @@ def test_no_device_at_all_counts_connect_failures():
         port = s.getsockname()[1]
     client = WsgClient('127.0.0.1', port, timeout=0.5, backoff=(0.02, 0.05)).start()
     try:
-        wait_for(lambda: client.stats()['connect_failures'] >= 3, 'connect failures')
+        wait_for(lambda: client.stats()['connect_failures'] >= 3, WAIT, what='connect failures')
         with pytest.raises(WsgLinkError, match='not connected'):
             client.move(10.0, 50.0)
         simulator = WsgSimulator()

@@ -28,10 +28,7 @@ from plas_ros.hardware.wsg import (
     unpack_limits,
     unpack_status,
 )
-
-# The two sample frames of doc/wsg.md (CRC check vectors), as the vendor's software sends them.
-HOMING = bytes.fromhex('aaaaaa200100008f83')
-LOOP_EMPTY = bytes.fromhex('aaaaaa0600009726')
+from tests.helpers.wsg import HOMING, LOOP_EMPTY
 
 
 def test_sample_frames_are_what_the_reference_lists():

@@ -26,8 +26,7 @@ from plas_ros.hardware.wsg import (
     unpack_status,
 )
 from plas_ros.sim.wsg import SIM_LIMITS, StaticPart, WsgSimulator
-
-WAIT = 10.0  # s: generous, the machine is shared; no test asserts a duration
+from tests.helpers.wsg import WAIT
 
 
 class RawLink:

@@ -1,13 +1,14 @@
 """Child process of the crash test: appends deterministic episodes to a file until it is killed.
 
+    python -m tests.helpers.crash_child PATH     # from the repository root
+
 Prints `committed <index>` after each commit returned (flushed), so the parent knows what must survive.
 """
 import sys
 
-from data_helpers import make_steps
-
 from plas_ros.data.writer import EpisodeWriter, ReplayWriter
 from plas_ros.env.layout import DATASET_FORMAT as CLOTH
+from tests.helpers.data import make_steps
 
 ENDS = ('timeout', 'terminal', 'error')
 

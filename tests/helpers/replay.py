@@ -1,13 +1,14 @@
 """Shared by the replay tests: the fixture bag, reading it through the rosbag API, and `rosbag play`.
 
 The bag is recorded from the simulated stack by tools/record_fixture_bags.py (see doc/replay.md). Messages
-read back through the rosbag API are generated classes, so their kind is checked by `_type`/`_md5sum`, never
-with isinstance (doc/install.md, testing).
+read back through the rosbag API are classes rosbag generates from the bag's own definitions, so their kind is
+checked by `_type`/`_md5sum`, never with isinstance.
 """
 import os
 
-import rosgraph
-from conftest import REPO_ROOT, digest, wait_for
+from tests.helpers.common import wait_for
+from tests.helpers.ros import digest
+from tests.helpers.tree import REPO_ROOT
 
 BAG_DIR = os.path.join(REPO_ROOT, 'tests', 'fixtures', 'bags')
 BAG = os.environ.get('PLAS_ROS_REPLAY_BAG', os.path.join(BAG_DIR, 'sim_collect.bag'))
@@ -32,6 +33,7 @@ def bag_messages(topic, expected_type, path=BAG):
 
 def subscribed(topic, node):
     """True once `node` (a resolved node name) is subscribed to `topic` according to the master."""
+    import rosgraph
     _, subscribers, _ = rosgraph.Master('/replay_test').getSystemState()
     return any(name == topic and node in nodes for name, nodes in subscribers)
 
@@ -42,7 +44,7 @@ def wait_subscribed(topic, node, proc, timeout=30.0):
 
 
 def play(processes, topics, rate=1.0, remap=(), path=BAG, timeout=120.0):
-    """`rosbag play` of `topics` from the bag, without dropping messages (doc/install.md: never --immediate);
+    """`rosbag play` of `topics` from the bag, without dropping messages (so never --immediate);
     returns once playback has finished."""
     args = ['rosbag', 'play', path, '--wait-for-subscribers', '--queue=1000', '-r', str(rate), '-q']
     args += ['%s:=%s' % pair for pair in remap]

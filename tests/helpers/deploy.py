@@ -1,4 +1,4 @@
-"""A small real checkpoint for the deployment tests and the latency benchmark.
+"""A small real checkpoint for the deployment tests (the `checkpoint` fixture) and the latency benchmark.
 
 Writes a tiny D4RL-style HDF5 file (89-d observations, 2-d actions) and trains PLAS on it for a few
 steps with the real trainer, so the inference node loads exactly what `python -m plas_ros.train` writes.
@@ -11,9 +11,7 @@ import h5py
 import numpy as np
 
 from plas_ros.env import layout
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN_CONFIG = os.path.join(REPO_ROOT, 'config', 'train_robot.yaml')
+from tests.helpers.tree import REPO_ROOT, TRAIN_CONFIG
 
 
 def write_tiny_dataset(path, rows=300, episode_length=30, seed=0):
@@ -43,12 +41,3 @@ def train_tiny_checkpoint(out_dir, steps=20, vae_steps=20):
                                                                            result.stderr[-4000:]))
     return checkpoint
 
-
-_SESSION_CHECKPOINT = []
-
-
-def session_checkpoint(tmp_path_factory):
-    """One trained checkpoint per test process, shared by the deployment test modules."""
-    if not _SESSION_CHECKPOINT:
-        _SESSION_CHECKPOINT.append(train_tiny_checkpoint(str(tmp_path_factory.mktemp('deploy_ckpt'))))
-    return _SESSION_CHECKPOINT[0]
