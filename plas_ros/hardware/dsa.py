@@ -20,15 +20,16 @@ import time
 import numpy as np
 import serial
 
+from plas_ros.env.layout import FINGER
 from plas_ros.hardware import framing
 from plas_ros.hardware.crc import crc16
 from plas_ros.hardware.framing import AGAIN, CRC_SIZE, HEADER_SIZE, PREAMBLE, Frame, PreambleScanner
 from plas_ros.hardware.wsg import Status, status_name
 
 MAX_PAYLOAD = 1024         # a 14 x 6 data frame is 173 bytes; a longer length field means garbage
-ROWS, COLS = 14, 6         # the WSG-DSA finger
-FULLSCALE = 3895           # its largest raw cell value
-TEXEL_SIZE_MM = 3.4
+ROWS, COLS = FINGER.rows, FINGER.cols   # the WSG-DSA finger (config/robot.yaml finger) ...
+FULLSCALE = FINGER.full_scale           # ... its largest raw cell value ...
+TEXEL_SIZE_MM = FINGER.taxel_mm         # ... and its cell pitch
 RLE_MAX_VALUE = 0x0FFF
 RLE_MAX_COUNT = 0x0F
 MAX_FRAME_RATE = 1000      # frames/s the acquisition command accepts (u16 field; the serial line limits it first)
