@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import os
 import typing
+from collections import abc
 from typing import Any, Mapping, Optional, Tuple, Union
 
 import yaml
@@ -111,7 +112,7 @@ def load_yaml(name_or_path) -> dict:
 
 
 def _raw_and_path(raw_or_path, path):
-    if isinstance(raw_or_path, Mapping):
+    if isinstance(raw_or_path, abc.Mapping):
         return raw_or_path, path
     resolved = resolve(raw_or_path)
     return load_yaml(resolved), path or resolved
@@ -122,8 +123,8 @@ def section(raw_or_path, key: Optional[str], path=None) -> dict:
     raw, path = _raw_and_path(raw_or_path, path)
     node = raw
     for depth, part in enumerate(key.split('.') if key else ()):
-        node = node.get(part, _MISSING) if isinstance(node, Mapping) else _MISSING
-        if node is _MISSING or not isinstance(node, Mapping):
+        node = node.get(part, _MISSING) if isinstance(node, abc.Mapping) else _MISSING
+        if node is _MISSING or not isinstance(node, abc.Mapping):
             where = '.'.join(key.split('.')[:depth + 1])
             raise ConfigError(path, where, 'section missing or not a mapping')
     return dict(node)
@@ -155,7 +156,7 @@ def convert(kind, value, path, key):
     if kind is Any or kind is object:
         return value
     if _is_dataclass_type(kind):
-        if not isinstance(value, Mapping):
+        if not isinstance(value, abc.Mapping):
             raise ConfigError(path, key, 'expected a mapping, got %s' % _describe(value))
         return from_mapping(kind, value, path, key)
     origin = typing.get_origin(kind)
@@ -184,7 +185,7 @@ def convert(kind, value, path, key):
             items = [convert(item, v, path, '%s[%d]' % (key, i)) for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if origin is dict:
-        if not isinstance(value, Mapping):
+        if not isinstance(value, abc.Mapping):
             raise ConfigError(path, key, 'expected a mapping, got %s' % _describe(value))
         kinds = args or (Any, Any)
         return {convert(kinds[0], k, path, key): convert(kinds[1], v, path, '%s.%s' % (key, k))
@@ -222,7 +223,7 @@ def from_mapping(cls, values: Mapping, path=None, prefix: str = '', where: Optio
 
     `prefix` is the section's dotted key; `where` may map a key to its dotted name when `values` was
     gathered from several sections (the error then names those)."""
-    if not isinstance(values, Mapping):
+    if not isinstance(values, abc.Mapping):
         raise ConfigError(path, prefix or None, 'expected a mapping, got %s' % _describe(values))
     kinds = typing.get_type_hints(cls)
     fields = [f.name for f in dataclasses.fields(cls) if f.init]
@@ -290,7 +291,7 @@ def like(default, value, path, key):
         return convert(str, value, path, key)
     if isinstance(default, (list, tuple)):
         return convert(list, value, path, key)
-    if isinstance(default, Mapping):
+    if isinstance(default, abc.Mapping):
         return convert(dict, value, path, key)
     return value
 
