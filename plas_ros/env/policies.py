@@ -13,7 +13,17 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from plas_ros.config import ConfigError, check_keys, config_path, from_mapping, load_yaml, refer, reference, user_path
+from plas_ros.config import (
+    ConfigError,
+    check_keys,
+    config_path,
+    convert,
+    from_mapping,
+    load_yaml,
+    refer,
+    reference,
+    user_path,
+)
 from plas_ros.env import layout
 
 CONFIG_FILE = 'collect.yaml'
@@ -40,11 +50,6 @@ class ScheduleEntry:
     weight: float                    # relative share of episodes
     noise: float                     # Gaussian action noise sigma (before clipping)
     expert: Tuple[Tuple[str, float], ...] = ()   # overrides of ExpertConfig for this member (e.g. speed_max)
-
-
-@dataclass(frozen=True)
-class _Noise:
-    noise: float
 
 
 @dataclass(frozen=True)
@@ -100,8 +105,7 @@ def load_collect_config(path=None):
     if not isinstance(raw['schedule'], list):
         raise ConfigError(path, 'schedule', 'expected a list of entries, got %r' % (raw['schedule'],))
     schedule = tuple(schedule_entry(e, path, 'schedule[%d]' % i) for i, e in enumerate(raw['schedule']))
-    config = CollectConfig(expert=expert, schedule=schedule,
-                           noise=from_mapping(_Noise, {'noise': raw['noise']}, path).noise)
+    config = CollectConfig(expert=expert, schedule=schedule, noise=convert(float, raw['noise'], path, 'noise'))
     for entry in schedule:
         if entry.policy not in ('random', 'expert', 'checkpoint') or entry.weight < 0 or entry.noise < 0:
             raise ValueError('%s: bad schedule entry %s (policy random|expert|checkpoint, weight and noise >= 0)'
