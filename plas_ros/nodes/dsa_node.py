@@ -19,7 +19,7 @@ _ERROR_COUNTERS = ('crc_errors', 'truncated', 'bad_frames', 'link_losses')
 
 
 class DsaNode:
-    def __init__(self, client, frame_id='dsa'):
+    def __init__(self, client, frame_id):
         self.client = client
         self.frame_id = frame_id
         self.frame_pub = rospy.Publisher('frame', TactileFrame, queue_size=10)

@@ -42,7 +42,7 @@ def explain(what, error):
 
 
 class WsgNode:
-    def __init__(self, client, default_speed, timeout, homing_timeout, stale_after, frame_id='wsg'):
+    def __init__(self, client, default_speed, timeout, homing_timeout, stale_after, frame_id):
         self.client = client
         self.default_speed = float(default_speed)
         self.timeout = float(timeout)

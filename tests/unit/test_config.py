@@ -183,3 +183,26 @@ def test_yaml_files_hold_no_nulls_where_a_ros_master_loads_them():
             return [k for name, v in value.items() for k in nulls(v, '%s.%s' % (key, name) if key else name)]
         return [key] if value is None else []
     assert nulls(load_yaml('robot.yaml')) == []
+
+
+def test_the_driver_clients_defaults_are_the_robot_files():
+    import inspect
+
+    from plas_ros.hardware.arm import WrenchMedianFilter
+    from plas_ros.hardware.dsa import DsaClient
+    from plas_ros.hardware.intera_arm import InteraArm
+    from plas_ros.hardware.wsg import WsgClient
+    from plas_ros.sim.arm import SimArmClient
+    robot = load_yaml('robot.yaml')
+
+    def defaults(cls):
+        return {n: p.default for n, p in inspect.signature(cls).parameters.items() if p.default is not p.empty}
+    wsg, dsa, arm = defaults(WsgClient), defaults(DsaClient), defaults(InteraArm)
+    assert (wsg['port'], wsg['timeout']) == (robot['wsg']['port'], robot['wsg']['timeout'])
+    assert {k: dsa[k] for k in ('baudrate', 'timeout', 'frame_rate', 'rle', 'boot_timeout')} == {
+        k: robot['dsa'][k] for k in ('baudrate', 'timeout', 'frame_rate', 'rle', 'boot_timeout')}
+    assert {k: arm[k] for k in ('limb', 'joint_speed', 'end_point', 'move_timeout')} == {
+        k: robot['arm'][k] for k in ('limb', 'joint_speed', 'end_point', 'move_timeout')}
+    assert defaults(WrenchMedianFilter)['window'] == robot['arm']['wrench_median_window']
+    sim = defaults(SimArmClient)
+    assert (sim['host'], sim['timeout']) == (robot['arm']['sim_host'], robot['arm']['sim_timeout'])
