@@ -146,8 +146,9 @@ def run(out, plan, progress=True):
     if not os.path.exists(dataset_path):
         build_dataset(dataset_path, plan, progress=progress)
     dataset = load_datasets([dataset_path])
-    episodes = plan['eval_episodes'] or load_config(config_path(plan['train_config'])).eval_episodes
-    evaluator = Evaluator(make_env, episodes=episodes, seed=plan['eval_seed'])
+    preset = load_config(config_path(plan['train_config']))
+    evaluator = Evaluator(make_env, episodes=plan['eval_episodes'] or preset.eval_episodes, gamma=preset.gamma,
+                          seed=plan['eval_seed'])
     levels = {'expert': expert_level(evaluator), 'dataset': dataset_level(dataset_path)}
     results = {}
     for algo in plan['algos']:
