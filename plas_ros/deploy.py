@@ -9,16 +9,16 @@ Every published action is clipped to the configured bounds, which are never wide
 
 The per-episode return log over the transition stream is `plas_ros.data.episodes.EpisodeReturns`.
 """
-import os
 import threading
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
 import numpy as np
-import yaml
 
-DEFAULT_CONFIG_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                   'config', 'deploy.yaml')
+from plas_ros.config import ConfigError, check_keys, config_path, load_section, load_yaml, user_path
+
+CONFIG_FILE = 'deploy.yaml'
+DEFAULT_CONFIG_PATH = config_path(CONFIG_FILE)
 
 # Why an observation got no action (also the text of the node's throttled log line).
 ESTOPPED = 'emergency stop latched'
@@ -39,19 +39,16 @@ class DeployConfig:
 
 
 def load_deploy_config(path=None, overrides=None):
-    """Load DeployConfig from YAML (default config/deploy.yaml); `overrides` replaces single keys."""
-    path = path or DEFAULT_CONFIG_PATH
-    with open(path) as f:
-        raw = (yaml.safe_load(f) or {}).get('inference')
-    if not isinstance(raw, dict):
-        raise ValueError('%s: section "inference" missing or not a mapping' % path)
-    raw = dict(raw, **(overrides or {}))
-    fields = set(DeployConfig.__dataclass_fields__)
-    missing, unknown = sorted(fields - set(raw)), sorted(set(raw) - fields)
-    if missing or unknown:
-        raise ValueError('%s: section "inference": missing keys %s, unknown keys %s' % (path, missing, unknown))
-    config = DeployConfig(max_obs_age=float(raw['max_obs_age']), warn_period=float(raw['warn_period']),
-                          threads=int(raw['threads']))
+    """Load DeployConfig from YAML (default config/deploy.yaml), strictly (plas_ros.config.load_section);
+    `overrides` replaces single keys (node parameters)."""
+    path = user_path(path, CONFIG_FILE)
+    raw = load_yaml(path)
+    check_keys(raw, ('inference', 'node'), path, optional=('node',))
+    if overrides:
+        if not isinstance(raw.get('inference'), dict):
+            raise ConfigError(path, 'inference', 'section missing or not a mapping')
+        raw = dict(raw, inference=dict(raw['inference'], **overrides))
+    config = load_section(DeployConfig, raw, 'inference', path)
     if not config.max_obs_age > 0 or config.threads < 1:
         raise ValueError('%s: max_obs_age must be > 0 and threads >= 1, got %s' % (path, config))
     return config

@@ -9,35 +9,50 @@ figure_3c.png (mean and spread of the evaluation return against training step, e
 levels as lines), results.md (the table) and results.json (every evaluation).
 """
 import argparse
+import dataclasses
 import json
 import os
 import sys
+from dataclasses import dataclass
+from typing import List, Optional
 
 import numpy as np
-import yaml
 
 from plas_ros.algos.config import load_config
 from plas_ros.algos.trainer import Trainer, seed_dirs
 from plas_ros.collect import collect
 from plas_ros.collect.policies import load_collect_config, make_policy
+from plas_ros.config import config_path, load_section
 from plas_ros.data.loader import load_datasets
 from plas_ros.env.evaluation import Evaluator
 from plas_ros.sim.gym_env import make_env
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'config')
 LABELS = {'plas': 'PLAS', 'plas_p': 'PLAS+P', 'bc': 'BC', 'td3': 'Offline TD3', 'bcq': 'BCQ'}
 LAST_EVALS = 5  # a 5-episode evaluation is noisy: the table also averages the last few
 QUICK = {'behaviour_transitions': 600, 'expert_episodes': 2, 'seeds': [0, 1], 'steps': 60, 'vae_steps': 200,
          'eval_every': 30, 'eval_episodes': 2}
 
 
+@dataclass
+class Plan:
+    """config/reproduce.yaml; the files it names are files of config/."""
+    behaviour_transitions: int
+    behaviour_config: str
+    expert_episodes: int
+    algos: List[str]
+    seeds: List[int]
+    train_config: str
+    eval_seed: int
+    # Budgets over the training preset's (absent: the preset's; --quick sets them).
+    steps: Optional[int] = None
+    vae_steps: Optional[int] = None
+    eval_every: Optional[int] = None
+    eval_episodes: Optional[int] = None
+
+
 def load_plan(path, quick=False):
-    with open(path) as f:
-        plan = yaml.safe_load(f)
-    plan.setdefault('steps', None)
-    plan.setdefault('vae_steps', None)
-    plan.setdefault('eval_every', None)
-    plan.setdefault('eval_episodes', None)
+    """The plan as a dict (it goes into results.json), read strictly."""
+    plan = dataclasses.asdict(load_section(Plan, os.path.abspath(path)))
     if quick:
         plan.update(QUICK)
     return plan
@@ -45,7 +60,7 @@ def load_plan(path, quick=False):
 
 def build_dataset(path, plan, seed=0, progress=True):
     """The paper-shaped dataset: a mediocre behaviour's buffer, then a few expert episodes."""
-    behaviour = load_collect_config(os.path.join(CONFIG_DIR, plan['behaviour_config']))
+    behaviour = load_collect_config(config_path(plan['behaviour_config']))
     collect(path, make_policy('schedule', config=behaviour, seed=seed), transitions=plan['behaviour_transitions'],
             seed=seed, policy_name='behaviour', progress=progress)
     collect(path, make_policy('expert', seed=seed + 1), episodes=plan['expert_episodes'],
@@ -58,7 +73,7 @@ def expert_level(evaluator):
 
 
 def train_one(algo, dataset, plan, out, evaluator, progress=True):
-    cfg = load_config(os.path.join(CONFIG_DIR, plan['train_config']), algo=algo, steps=plan['steps'],
+    cfg = load_config(config_path(plan['train_config']), algo=algo, steps=plan['steps'],
                       vae_steps=plan['vae_steps'], eval_every=plan['eval_every'],
                       eval_episodes=plan['eval_episodes'])
     seeds = list(plan['seeds'])
@@ -131,8 +146,9 @@ def run(out, plan, progress=True):
     if not os.path.exists(dataset_path):
         build_dataset(dataset_path, plan, progress=progress)
     dataset = load_datasets([dataset_path])
-    episodes = plan['eval_episodes'] or load_config(os.path.join(CONFIG_DIR, plan['train_config'])).eval_episodes
-    evaluator = Evaluator(make_env, episodes=episodes, seed=plan['eval_seed'])
+    preset = load_config(config_path(plan['train_config']))
+    evaluator = Evaluator(make_env, episodes=plan['eval_episodes'] or preset.eval_episodes, gamma=preset.gamma,
+                          seed=plan['eval_seed'])
     levels = {'expert': expert_level(evaluator), 'dataset': dataset_level(dataset_path)}
     results = {}
     for algo in plan['algos']:
@@ -166,7 +182,7 @@ def rereport(out):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='python -m plas_ros.reproduce', description=__doc__.split('\n\n')[0])
     parser.add_argument('--out', required=True)
-    parser.add_argument('--plan', default=os.path.join(CONFIG_DIR, 'reproduce.yaml'))
+    parser.add_argument('--plan', default=config_path('reproduce.yaml'))
     parser.add_argument('--quick', action='store_true', help='tiny budgets, for a smoke test')
     parser.add_argument('--no-progress', action='store_true')
     parser.add_argument('--report-only', action='store_true', help='redraw figure and table from results.json')

@@ -1,9 +1,11 @@
-"""One `TrainConfig` dataclass for every algorithm; presets live in config/train_*.yaml."""
+"""One `TrainConfig` dataclass for every algorithm; its defaults live in config/train.yaml, presets in
+config/train_*.yaml."""
 import dataclasses
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass
 from typing import List, Optional
 
-import yaml
+from plas_ros.config import ConfigError, check_keys, config_path, load_yaml, section
 
 ALGOS = ('plas', 'plas_p', 'bc', 'td3', 'bcq')
 # Algorithms whose first phase trains the CVAE behaviour model.
@@ -12,39 +14,40 @@ CVAE_ALGOS = ('plas', 'plas_p', 'bcq')
 
 @dataclass
 class TrainConfig:
-    algo: str = 'plas'
+    """Every training setting; the defaults live in config/train.yaml (`defaults`), presets override some."""
+    algo: str
     # Network sizes (hidden layers).
-    actor_hidden: List[int] = field(default_factory=lambda: [64, 64])
-    critic_hidden: List[int] = field(default_factory=lambda: [64, 64])
-    vae_hidden: List[int] = field(default_factory=lambda: [64, 64])
+    actor_hidden: List[int]
+    critic_hidden: List[int]
+    vae_hidden: List[int]
     # Optimisation.
-    batch_size: int = 256
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    vae_lr: float = 1e-4
-    vae_steps: int = 15000          # phase 1: CVAE iterations
-    steps: int = 2400               # phase 2: policy (actor/critic) updates
+    batch_size: int
+    actor_lr: float
+    critic_lr: float
+    vae_lr: float
+    vae_steps: int                  # phase 1: CVAE iterations
+    steps: int                      # phase 2: policy (actor/critic) updates
     # RL.
-    gamma: float = 0.99
-    tau: float = 0.005
-    lmbda: float = 0.75             # soft clipped double-Q weight of min(Q1', Q2')
+    gamma: float
+    tau: float
+    lmbda: float                    # soft clipped double-Q weight of min(Q1', Q2')
     # PLAS.
-    max_latent_action: float = 2.0
-    perturbation_phi: float = 0.05  # PLAS+P residual limit, a fraction of the action half-range
-    vae_kl_weight: float = 0.5
+    max_latent_action: float
+    perturbation_phi: float         # PLAS+P residual limit, a fraction of the action half-range
+    vae_kl_weight: float
     # Offline TD3 (Fujimoto et al.), noise as fractions of the action half-range.
-    td3_policy_noise: float = 0.2
-    td3_noise_clip: float = 0.5
-    td3_policy_delay: int = 2
+    td3_policy_noise: float
+    td3_noise_clip: float
+    td3_policy_delay: int
     # BCQ.
-    bcq_phi: float = 0.05
-    bcq_target_samples: int = 10    # decoded candidates per next state in the target
-    bcq_act_samples: int = 100      # candidates when acting
+    bcq_phi: float
+    bcq_target_samples: int         # decoded candidates per next state in the target
+    bcq_act_samples: int            # candidates when acting
     # Bookkeeping.
-    log_every: int = 100            # steps between TensorBoard scalars (each costs one sync)
-    eval_every: int = 0             # policy steps between evaluations (0: none)
-    eval_episodes: int = 5
-    threads: int = 0                # torch threads (0: leave torch's default)
+    log_every: int                  # steps between TensorBoard scalars (each costs one sync)
+    eval_every: int                 # policy steps between evaluations (0: none)
+    eval_episodes: int
+    threads: int                    # torch threads (0: leave torch's default)
 
     def validate(self):
         if self.algo not in ALGOS:
@@ -71,15 +74,30 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+DEFAULTS_FILE = 'train.yaml'
+
+
+def defaults():
+    """The default of every TrainConfig field: config/train.yaml `defaults` (a fresh dict)."""
+    path = config_path(DEFAULTS_FILE)
+    values = section(path, 'defaults')
+    check_keys(values, [f.name for f in dataclasses.fields(TrainConfig)], path, 'defaults')
+    return values
+
+
 def config_from_dict(values, source='config'):
-    """Build a TrainConfig from a mapping; unknown keys are an error (a typo must not be ignored)."""
+    """Build a TrainConfig from a mapping over the defaults; unknown keys are an error (a typo must not be
+    ignored)."""
     known = {f.name: f for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise ValueError('%s: unknown keys %s' % (source, ', '.join(unknown)))
-    cfg = TrainConfig(**values)
+        raise ConfigError(source, None, 'unknown keys %s' % ', '.join(unknown))
+    cfg = TrainConfig(**dict(defaults(), **values))
     for name in ('actor_hidden', 'critic_hidden', 'vae_hidden'):
-        setattr(cfg, name, [int(h) for h in getattr(cfg, name)])
+        sizes = getattr(cfg, name)
+        if not isinstance(sizes, (list, tuple)):
+            raise ConfigError(source, name, '%s must be a list of layer sizes, got %r' % (name, sizes), in_text=False)
+        setattr(cfg, name, [int(h) for h in sizes])
     for name, f in known.items():
         if f.type in (int, float):
             setattr(cfg, name, _number(source, name, getattr(cfg, name), f.type))
@@ -91,20 +109,18 @@ def _number(source, name, value, kind):
     try:
         number = float(value)
     except (TypeError, ValueError) as exc:
-        raise ValueError('%s: %s must be a number, got %r' % (source, name, value)) from exc
+        raise ConfigError(source, name, '%s must be a number, got %r' % (name, value), in_text=False) from exc
     if isinstance(value, bool) or (kind is int and not number.is_integer()):
-        raise ValueError('%s: %s must be %s, got %r' % (source, name, 'an integer' if kind is int else 'a number',
-                                                           value))
+        raise ConfigError(source, name, '%s must be %s, got %r' % (name, 'an integer' if kind is int else 'a number',
+                                                                   value), in_text=False)
     return kind(number)
 
 
 def load_config(path: Optional[str] = None, **overrides) -> TrainConfig:
-    """Load a preset YAML (flat keys of TrainConfig) and apply the non-None overrides."""
+    """The defaults (config/train.yaml), then a preset YAML (flat keys of TrainConfig), then the non-None
+    overrides."""
     values = {}
     if path is not None:
-        with open(path) as f:
-            values = yaml.safe_load(f) or {}
-        if not isinstance(values, dict):
-            raise ValueError('%s: expected a mapping of TrainConfig keys' % path)
+        values = load_yaml(os.path.abspath(path))  # a path as given, never looked up in config/
     values.update({k: v for k, v in overrides.items() if v is not None})
     return config_from_dict(values, source=str(path or 'config'))

@@ -9,15 +9,27 @@ observations.
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Dict, Tuple
 
 import numpy as np
-import yaml
 
+from plas_ros.config import (
+    ConfigError,
+    check_keys,
+    config_path,
+    convert,
+    from_mapping,
+    load_yaml,
+    refer,
+    reference,
+    user_path,
+)
 from plas_ros.env import layout
 
-DEFAULT_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                            'config', 'collect.yaml')
+CONFIG_FILE = 'collect.yaml'
+DEFAULT_PATH = config_path(CONFIG_FILE)
+SECTIONS = ('noise', 'expert', 'schedule')
+NODE_SECTIONS = ('node', 'recorder')   # the behaviour and recorder nodes' parameters (config/collect.yaml only)
 POLICY_NAMES = ('random', 'expert', 'checkpoint', 'schedule')
 
 
@@ -47,34 +59,53 @@ class CollectConfig:
     noise: float                     # default exploration noise of `checkpoint` (and `expert` when asked)
 
 
-def schedule_entry(raw):
+def schedule_entry(raw, path=None, key='schedule'):
     """A ScheduleEntry from its YAML mapping {policy, weight, noise, expert: {field: value}}."""
-    overrides = tuple(sorted((str(k), float(v)) for k, v in (raw.get('expert') or {}).items()))
-    unknown = sorted(set(k for k, _ in overrides) - set(ExpertConfig.__dataclass_fields__))
-    if unknown:
-        raise KeyError('unknown expert field(s) %s' % ', '.join(unknown))
-    return ScheduleEntry(policy=str(raw['policy']), weight=float(raw['weight']), noise=float(raw.get('noise', 0.0)),
-                         expert=overrides)
+    if not isinstance(raw, dict):
+        raise ConfigError(path, key, 'expected a mapping {policy, weight, noise, expert}, got %r' % (raw,))
+    check_keys(raw, ('policy', 'weight', 'noise', 'expert'), path, key, optional=('noise', 'expert'))
+    expert = raw.get('expert') or {}
+    if not isinstance(expert, dict):
+        raise ConfigError(path, key + '.expert', 'expected a mapping of expert fields, got %r' % (expert,))
+    check_keys(expert, tuple(ExpertConfig.__dataclass_fields__), path, key + '.expert',
+               optional=tuple(ExpertConfig.__dataclass_fields__))
+    entry = from_mapping(_RawEntry, dict(raw, noise=raw.get('noise', 0.0), expert=expert), path, key)
+    return ScheduleEntry(policy=entry.policy, weight=entry.weight, noise=entry.noise,
+                         expert=tuple(sorted(entry.expert.items())))
 
 
-def _read_yaml(path):
-    with open(path) as f:
-        return yaml.safe_load(f) or {}
+@dataclass(frozen=True)
+class _RawEntry:
+    policy: str
+    weight: float
+    noise: float
+    expert: Dict[str, float]
+
+
+def expert_references():
+    """The expert's fields other files own, {field: (where, value)}: the gripper controller's contact
+    threshold (a taxel above it reads cloth) and the finger's row pitch."""
+    return {'contact_taxel_threshold': reference('env.yaml', 'gripper.contact_taxel_threshold'),
+            'taxel_m': ('config/robot.yaml finger.taxel_mm (in mm)', layout.TAXEL_M)}
 
 
 def load_collect_config(path=None):
-    """Read a collection config; a file that gives only some sections (say, its own schedule) takes the
-    others from config/collect.yaml, so the expert's parameters live in one place."""
-    path = path or DEFAULT_PATH
-    raw = _read_yaml(path)
-    if path != DEFAULT_PATH:
-        raw = dict(_read_yaml(DEFAULT_PATH), **raw)
-    try:
-        expert = ExpertConfig(**raw['expert'])
-        schedule = tuple(schedule_entry(e) for e in raw['schedule'])
-        config = CollectConfig(expert=expert, schedule=schedule, noise=float(raw['noise']))
-    except (KeyError, TypeError) as e:
-        raise ValueError('%s: bad or missing collect configuration entry: %s' % (path, e)) from None
+    """Read a collection config, strictly (plas_ros.config); a file that gives only some sections (say, its own
+    schedule) takes the others from config/collect.yaml, so the expert's parameters live in one place. The
+    expert's contact threshold and taxel pitch come from config/env.yaml and config/robot.yaml."""
+    path = user_path(path, CONFIG_FILE)
+    raw = load_yaml(path)
+    check_keys(raw, SECTIONS + NODE_SECTIONS, path, optional=SECTIONS + NODE_SECTIONS)
+    if os.path.abspath(path) != os.path.abspath(DEFAULT_PATH):
+        raw = dict(load_yaml(DEFAULT_PATH), **raw)
+    check_keys(raw, SECTIONS + NODE_SECTIONS, path, optional=NODE_SECTIONS)
+    if not isinstance(raw['expert'], dict):
+        raise ConfigError(path, 'expert', 'section missing or not a mapping')
+    expert = from_mapping(ExpertConfig, refer(raw['expert'], expert_references(), path, 'expert'), path, 'expert')
+    if not isinstance(raw['schedule'], list):
+        raise ConfigError(path, 'schedule', 'expected a list of entries, got %r' % (raw['schedule'],))
+    schedule = tuple(schedule_entry(e, path, 'schedule[%d]' % i) for i, e in enumerate(raw['schedule']))
+    config = CollectConfig(expert=expert, schedule=schedule, noise=convert(float, raw['noise'], path, 'noise'))
     for entry in schedule:
         if entry.policy not in ('random', 'expert', 'checkpoint') or entry.weight < 0 or entry.noise < 0:
             raise ValueError('%s: bad schedule entry %s (policy random|expert|checkpoint, weight and noise >= 0)'

@@ -1,14 +1,20 @@
 """EnvConfig: every threshold of the cloth-sliding environment, loaded from `config/env.yaml`."""
+import copy
 import dataclasses
-import os
 from dataclasses import dataclass
 
-import yaml
-
+from plas_ros.config import check_keys, config_path, from_mapping, load_section, load_yaml, user_path
 from plas_ros.env.gripper_controller import CalibrationConfig, GripperConfig
 
-DEFAULT_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                            'config', 'env.yaml')
+CONFIG_FILE = 'env.yaml'
+DEFAULT_PATH = config_path(CONFIG_FILE)
+SECTIONS = ('episode', 'gripper', 'calibration')
+NODE_SECTION = 'node'   # the env node's parameters (config/env.yaml only; another thresholds file needs none)
+
+
+@dataclass(frozen=True)
+class EpisodeConfig:
+    max_steps: int
 
 
 @dataclass(frozen=True)
@@ -21,34 +27,19 @@ class EnvConfig:
         return dataclasses.asdict(self)
 
 
-def _section(cls, raw, name, path):
-    if not isinstance(raw, dict):
-        raise ValueError('%s: section %r missing or not a mapping' % (path, name))
-    fields = {f.name for f in dataclasses.fields(cls)}
-    missing = sorted(fields - set(raw))
-    unknown = sorted(set(raw) - fields)
-    if missing or unknown:
-        raise ValueError('%s: section %r: missing keys %s, unknown keys %s' % (path, name, missing, unknown))
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
-    return cls(**values)
-
-
 def load_env_config(path=None, overrides=None):
-    """Load EnvConfig from YAML (default config/env.yaml); `overrides` is a nested dict merged on top."""
-    path = path or DEFAULT_PATH
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}
+    """Load EnvConfig from YAML (default config/env.yaml), strictly (plas_ros.config.load_section);
+    `overrides` is a nested dict merged on top."""
+    path = user_path(path, CONFIG_FILE)
+    raw = copy.deepcopy(load_yaml(path))
     for section, values in (overrides or {}).items():
         raw.setdefault(section, {}).update(values)
-    episode = raw.get('episode') or {}
-    if 'max_steps' not in episode:
-        raise ValueError('%s: episode.max_steps missing' % path)
-    return EnvConfig(max_steps=int(episode['max_steps']),
-                     gripper=_section(GripperConfig, raw.get('gripper'), 'gripper', path),
-                     calibration=_section(CalibrationConfig, raw.get('calibration'), 'calibration', path))
+    check_keys(raw, SECTIONS + (NODE_SECTION,), path, optional=(NODE_SECTION,))
+    return EnvConfig(max_steps=load_section(EpisodeConfig, raw, 'episode', path).max_steps,
+                     gripper=load_section(GripperConfig, raw, 'gripper', path),
+                     calibration=load_section(CalibrationConfig, raw, 'calibration', path))
 
 
 def env_config_from_dict(raw):
     """Rebuild an EnvConfig from `EnvConfig.to_dict()` output (e.g. a file attribute)."""
-    return EnvConfig(max_steps=int(raw['max_steps']), gripper=GripperConfig(**raw['gripper']),
-                     calibration=CalibrationConfig(**raw['calibration']))
+    return from_mapping(EnvConfig, raw, 'EnvConfig')

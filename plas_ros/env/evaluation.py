@@ -53,7 +53,7 @@ def load_env_factory(spec: str) -> Callable:
 class Evaluator:
     """Runs `episodes` episodes per call in one env made by `env_factory()` (reset seeds seed, seed+1, ...)."""
 
-    def __init__(self, env_factory: Callable, episodes: int = 5, gamma: float = 0.99, seed: int = 0,
+    def __init__(self, env_factory: Callable, episodes: int, gamma: float, seed: int = 0,
                  max_episode_steps: Optional[int] = None):
         if episodes < 1:
             raise ValueError('evaluation needs at least one episode, got %d' % episodes)

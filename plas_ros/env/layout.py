@@ -3,7 +3,7 @@
 Observation (89 float32), as in the authors' real environment (doc/env.md, with sources):
 
     [0:3]   |end-effector force x, y, z| / 10 N   (median of the last 10 wrench readings)
-    [3:87]  DSA tactile matrix 14 x 6, row-major, raw value / 3895
+    [3:87]  DSA tactile matrix 14 x 6, row-major, raw value / 3895 (the finger of config/robot.yaml)
     [87]    gripper-tip z position, metres (unscaled)
     [88]    gripper pitch, degrees / 30
 
@@ -13,11 +13,13 @@ a1 -> vertical step dz = a1 * 0.1 m.
 import numpy as np
 
 from plas_ros.data.schema import DatasetFormat
+from plas_ros.hardware.finger import FINGER
 
-TACTILE_ROWS = 14
-TACTILE_COLS = 6
+TACTILE_ROWS = FINGER.rows
+TACTILE_COLS = FINGER.cols
 TACTILE_CELLS = TACTILE_ROWS * TACTILE_COLS
-TACTILE_FULL_SCALE = 3895.0  # raw value of a saturated DSA cell
+TACTILE_FULL_SCALE = float(FINGER.full_scale)  # raw value of a saturated DSA cell
+TAXEL_M = FINGER.taxel_mm / 1000.0             # cell pitch
 FORCE_SCALE_N = 10.0
 PITCH_SCALE_DEG = 30.0
 
@@ -33,8 +35,9 @@ ACTION_HIGH = 1.0
 MAX_STEP_M = 0.1
 
 # Names written into HDF5 attributes so a file documents its own observation layout.
-OBS_LAYOUT = (('force_abs_over_10N', 0, 3), ('tactile_raw_over_3895', 3, 87), ('tip_z_m', 87, 88),
-              ('pitch_deg_over_30', 88, 89))
+OBS_LAYOUT = (('force_abs_over_%gN' % FORCE_SCALE_N, FORCE.start, FORCE.stop),
+              ('tactile_raw_over_%d' % FINGER.full_scale, TACTILE.start, TACTILE.stop), ('tip_z_m', TIP_Z, TIP_Z + 1),
+              ('pitch_deg_over_%g' % PITCH_SCALE_DEG, PITCH, PITCH + 1))
 
 
 def make_observation(force_n, tactile_raw, tip_z_m, pitch_deg):

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from plas_ros.config import section
+
+ROBOT = section('robot.yaml', 'arm')  # the driver's settings: their defaults here too
+
 
 class ArmError(RuntimeError):
     """The arm could not do what was asked (no IK solution, robot not enabled, link down...)."""
@@ -75,7 +79,7 @@ class SafetyBox:
 class WrenchMedianFilter:
     """Per-component median of the last `window` wrench readings (the authors used 10)."""
 
-    def __init__(self, window=10):
+    def __init__(self, window=ROBOT['wrench_median_window']):
         if int(window) < 1:
             raise ValueError('median window must be at least 1, got %r' % (window,))
         self._readings = collections.deque(maxlen=int(window))

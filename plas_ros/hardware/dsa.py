@@ -20,15 +20,18 @@ import time
 import numpy as np
 import serial
 
+from plas_ros.config import section
 from plas_ros.hardware import framing
 from plas_ros.hardware.crc import crc16
+from plas_ros.hardware.finger import FINGER
 from plas_ros.hardware.framing import AGAIN, CRC_SIZE, HEADER_SIZE, PREAMBLE, Frame, PreambleScanner
 from plas_ros.hardware.wsg import Status, status_name
 
 MAX_PAYLOAD = 1024         # a 14 x 6 data frame is 173 bytes; a longer length field means garbage
-ROWS, COLS = 14, 6         # the WSG-DSA finger
-FULLSCALE = 3895           # its largest raw cell value
-TEXEL_SIZE_MM = 3.4
+ROWS, COLS = FINGER.rows, FINGER.cols   # the WSG-DSA finger (config/robot.yaml finger) ...
+FULLSCALE = FINGER.full_scale           # ... its largest raw cell value ...
+TEXEL_SIZE_MM = FINGER.taxel_mm         # ... and its cell pitch
+ROBOT = section('robot.yaml', 'dsa')    # the driver's settings: their defaults here too
 RLE_MAX_VALUE = 0x0FFF
 RLE_MAX_COUNT = 0x0F
 MAX_FRAME_RATE = 1000      # frames/s the acquisition command accepts (u16 field; the serial line limits it first)
@@ -311,8 +314,9 @@ class DsaClient:
     Not thread-safe: one thread drives a client.
     """
 
-    def __init__(self, port, baudrate=115200, timeout=1.0, frame_rate=30, rle=False, shape=(ROWS, COLS),
-                 boot_timeout=10.0, backoff=(0.1, 2.0), stale_after=None, log=None):
+    def __init__(self, port, baudrate=ROBOT['baudrate'], timeout=ROBOT['timeout'], frame_rate=ROBOT['frame_rate'],
+                 rle=ROBOT['rle'], shape=(ROWS, COLS), boot_timeout=ROBOT['boot_timeout'], backoff=(0.1, 2.0),
+                 stale_after=None, log=None):
         self.port = port
         self.baudrate = int(baudrate)
         self.timeout = float(timeout)

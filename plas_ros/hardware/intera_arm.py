@@ -17,7 +17,7 @@ import importlib
 
 import numpy as np
 
-from plas_ros.hardware.arm import Arm, ArmError, MoveResult, pitch_to_quaternion, quaternion_to_pitch
+from plas_ros.hardware.arm import ROBOT, Arm, ArmError, MoveResult, pitch_to_quaternion, quaternion_to_pitch
 
 POINTING_DOWN = (0.0, 1.0, 0.0, 0.0)  # x, y, z, w: the flange's z axis pointing at the floor
 
@@ -39,8 +39,9 @@ def _quat_conjugate(q):
 class InteraArm(Arm):
     """Sawyer adapter: reads the tip pose and wrench, moves the tip by IK + a joint move, clipped to the box."""
 
-    def __init__(self, safety_box, tip_x, limb='right', joint_speed=0.3, end_point='right_hand',
-                 reference_orientation=POINTING_DOWN, move_timeout=15.0, start_waypoints=()):
+    def __init__(self, safety_box, tip_x, limb=ROBOT['limb'], joint_speed=ROBOT['joint_speed'],
+                 end_point=ROBOT['end_point'], reference_orientation=POINTING_DOWN, move_timeout=ROBOT['move_timeout'],
+                 start_waypoints=()):
         try:
             intera_interface = importlib.import_module('intera_interface')
             self._pose_type = importlib.import_module('geometry_msgs.msg').Pose

@@ -17,12 +17,14 @@ import struct
 import threading
 import time
 
+from plas_ros.config import section
 from plas_ros.hardware import framing
 from plas_ros.hardware.crc import crc16
 from plas_ros.hardware.framing import AGAIN, CRC_SIZE, HEADER_SIZE, PREAMBLE, Frame, PreambleScanner
 
 MAX_PAYLOAD = 1024       # no WSG message comes close; a longer length field means we locked onto garbage
-DEFAULT_PORT = 1000
+ROBOT = section('robot.yaml', 'wsg')  # the driver's settings: their defaults here too
+DEFAULT_PORT = ROBOT['port']
 MIN_PERIOD_MS = 10       # shortest auto-update period the simulated gripper accepts
 
 _LOG = logging.getLogger('plas_ros.wsg')
@@ -380,7 +382,7 @@ class WsgClient:
     the link is down they raise WsgLinkError at once.
     """
 
-    def __init__(self, host, port=DEFAULT_PORT, timeout=2.0, motion_timeout=30.0, backoff=(0.1, 2.0),
+    def __init__(self, host, port=DEFAULT_PORT, timeout=ROBOT['timeout'], motion_timeout=30.0, backoff=(0.1, 2.0),
                  stale_after=None, log=None):
         self.host = host
         self.port = int(port)

@@ -9,21 +9,22 @@ from geometry_msgs.msg import PoseStamped, WrenchStamped
 from std_srvs.srv import Trigger, TriggerResponse
 
 from plas_ros.hardware.arm import ArmError, SafetyBox, WrenchMedianFilter, pitch_to_quaternion
-from plas_ros.nodes.params import param, run_at
+from plas_ros.nodes.params import node_params, run_at
 from plas_ros.srv import TipMove, TipMoveResponse
 
 
-def make_arm():
-    """The Arm the parameters ask for: the simulated arm over TCP, or the real Sawyer over intera."""
-    if param('sim', False):
+def make_arm(p):
+    """The Arm the parameters (config/robot.yaml arm) ask for: the simulated arm over TCP, or the real Sawyer
+    over intera."""
+    if p['sim']:
+        if not p['sim_port']:
+            raise SystemExit('%s: parameter ~sim_port is required with ~sim' % rospy.get_name())
         from plas_ros.sim.arm import SimArmClient
-        return SimArmClient(param('sim_host', '127.0.0.1'), int(param('sim_port')),
-                            timeout=float(param('sim_timeout', 5.0)))
+        return SimArmClient(p['sim_host'], p['sim_port'], timeout=p['sim_timeout'])
     from plas_ros.hardware.intera_arm import InteraArm
-    box = SafetyBox(param('safety_box_low'), param('safety_box_high'))
-    return InteraArm(box, tip_x=float(param('tip_x')), limb=param('limb', 'right'),
-                     joint_speed=float(param('joint_speed', 0.3)), end_point=param('end_point', 'right_hand'),
-                     move_timeout=float(param('move_timeout', 15.0)), start_waypoints=param('start_waypoints', []))
+    box = SafetyBox(p['safety_box_low'], p['safety_box_high'])
+    return InteraArm(box, tip_x=p['tip_x'], limb=p['limb'], joint_speed=p['joint_speed'], end_point=p['end_point'],
+                     move_timeout=p['move_timeout'], start_waypoints=p['start_waypoints'])
 
 
 class ArmNode:
@@ -105,14 +106,14 @@ class ArmNode:
 
 def main():
     rospy.init_node('arm_driver')
+    p = node_params('robot.yaml', 'arm', namespace=True)
     try:
-        arm = make_arm()  # the simulated arm connects lazily: the world may still be starting
+        arm = make_arm(p)  # the simulated arm connects lazily: the world may still be starting
     except (ArmError, ValueError) as exc:
         rospy.logfatal('arm_driver: %s', exc)
         raise SystemExit(1) from exc
-    node = ArmNode(arm, param('frame_id', 'base'), int(param('wrench_median_window', 10)))
-    hz = float(param('rate', 100.0))
-    rospy.loginfo('arm_driver: up (%s arm), publishing at %.0f Hz', 'simulated' if param('sim', False) else 'Sawyer',
-                  hz)
+    node = ArmNode(arm, p['frame_id'], p['wrench_median_window'])
+    hz = p['rate']
+    rospy.loginfo('arm_driver: up (%s arm), publishing at %.0f Hz', 'simulated' if p['sim'] else 'Sawyer', hz)
     run_at(hz, node.publish_once)
     arm.close()

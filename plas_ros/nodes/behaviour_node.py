@@ -1,6 +1,7 @@
 """behaviour_policy: answers every /cloth/observation with a /cloth/action from a behaviour policy.
 
-Topics and parameters: README.md, section behaviour_policy. The policies: doc/env.md.
+Topics and parameters (defaults: config/collect.yaml `node`): README.md, section behaviour_policy. The
+policies: doc/env.md.
 """
 import numpy as np
 import rospy
@@ -8,16 +9,17 @@ import rospy
 from plas_ros.collect.policies import load_collect_config, make_policy
 from plas_ros.env import layout
 from plas_ros.msg import Action, Observation
+from plas_ros.nodes.params import node_params
 
 
 class BehaviourNode:
     def __init__(self):
-        seed = int(rospy.get_param('~seed', -1))
-        noise = float(rospy.get_param('~noise', -1.0))
-        config = load_collect_config(rospy.get_param('~config', None) or None)
-        self.policy = make_policy(rospy.get_param('~policy', 'schedule'), config=config,
-                                  checkpoint=rospy.get_param('~checkpoint', '') or None,
-                                  noise=noise if noise >= 0 else None, seed=seed if seed >= 0 else None)
+        p = node_params('collect.yaml', 'node')
+        seed = p['seed'] if p['seed'] >= 0 else None
+        noise = p['noise'] if p['noise'] >= 0 else None
+        config = load_collect_config(p['config'] or None)
+        self.policy = make_policy(p['policy'], config=config, checkpoint=p['checkpoint'] or None, noise=noise,
+                                  seed=seed)
         self.episode = None
         self.last = None  # (episode, step, action) of the last answer
         self.pub = rospy.Publisher('/cloth/action', Action, queue_size=10)

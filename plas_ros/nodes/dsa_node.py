@@ -9,7 +9,7 @@ from std_msgs.msg import Bool
 
 from plas_ros.hardware.dsa import COLS, ROWS, DsaClient
 from plas_ros.msg import TactileFrame
-from plas_ros.nodes.params import param, ros_log
+from plas_ros.nodes.params import node_params, ros_log
 
 _ERROR_COUNTERS = ('crc_errors', 'truncated', 'bad_frames', 'link_losses')
 
@@ -17,7 +17,7 @@ _ERROR_COUNTERS = ('crc_errors', 'truncated', 'bad_frames', 'link_losses')
 
 
 class DsaNode:
-    def __init__(self, client, frame_id='dsa'):
+    def __init__(self, client, frame_id):
         self.client = client
         self.frame_id = frame_id
         self.frame_pub = rospy.Publisher('frame', TactileFrame, queue_size=10)
@@ -64,15 +64,14 @@ class DsaNode:
 
 def main():
     rospy.init_node('dsa_driver')
-    port = param('port')
-    frame_rate = int(param('frame_rate', 30))
+    # config/robot.yaml dsa; the matrix the controller must report is the finger's (robot.yaml finger).
+    p = node_params('robot.yaml', 'dsa', namespace=True, extra={'rows': ROWS, 'cols': COLS})
+    port, frame_rate = p['port'], p['frame_rate']
     if frame_rate <= 0:
         raise SystemExit('dsa_driver: ~frame_rate must be positive, got %r' % frame_rate)
-    client = DsaClient(port, baudrate=int(param('baudrate', 115200)), timeout=float(param('timeout', 1.0)),
-                       frame_rate=frame_rate, rle=bool(param('rle', False)),
-                       shape=(int(param('rows', ROWS)), int(param('cols', COLS))),
-                       boot_timeout=float(param('boot_timeout', 10.0)), log=ros_log)
-    node = DsaNode(client, frame_id=param('frame_id', 'dsa'))
+    client = DsaClient(port, baudrate=p['baudrate'], timeout=p['timeout'], frame_rate=frame_rate, rle=p['rle'],
+                       shape=(p['rows'], p['cols']), boot_timeout=p['boot_timeout'], log=ros_log)
+    node = DsaNode(client, frame_id=p['frame_id'])
     rospy.loginfo('dsa_driver: DSA on %s, %d frames/s%s', port, frame_rate, ' with RLE' if client.rle else '')
     try:
         while not rospy.is_shutdown():

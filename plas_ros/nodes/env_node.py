@@ -36,7 +36,7 @@ from plas_ros.env.task import (
 )
 from plas_ros.msg import Action, GripperState, Observation, TactileFrame, Transition
 from plas_ros.nodes.messages import reading_from_messages, transition_msg
-from plas_ros.nodes.params import ros_log
+from plas_ros.nodes.params import node_params, ros_log
 from plas_ros.srv import GripperCommand, TipMove
 
 SENSOR_TOPICS = {'tactile': ('/dsa/frame', TactileFrame), 'wrench': ('/arm/wrench', WrenchStamped),
@@ -143,21 +143,20 @@ def _advertised(service):
 
 class EnvNode:
     def __init__(self):
-        config = load_env_config(rospy.get_param('~config', None))
-        self.min_subscribers = int(rospy.get_param('~wait_for_recorder', 0))
+        p = node_params('env.yaml', 'node')
+        config = load_env_config(p['config'] or None)
+        self.min_subscribers = p['wait_for_recorder']
         self.sensors = FreshSensors({name: topic for name, (topic, _) in SENSOR_TOPICS.items()},
-                                    rospy.get_param('~sensor_max_age', 0.5), stopped=rospy.is_shutdown)
+                                    p['sensor_max_age'], stopped=rospy.is_shutdown)
         self._subs = [rospy.Subscriber(topic, cls, self._store, callback_args=name, queue_size=1)
                       for name, (topic, cls) in SENSOR_TOPICS.items()]
-        robot = DriverRobot(ServiceCaller(rospy.get_param('~service_timeout', 10.0)), self.sensors,
-                            reading_from_messages, config.gripper.speed_mm_s, rospy.get_param('~wsg_retries', 3),
-                            log=self._log)
-        self.transport = RosTransport(self.sensors, rospy.get_param('~action_timeout', 1.0))
+        robot = DriverRobot(ServiceCaller(p['service_timeout']), self.sensors, reading_from_messages,
+                            config.gripper.speed_mm_s, p['wsg_retries'], log=self._log)
+        self.transport = RosTransport(self.sensors, p['action_timeout'])
         world = TaskEnv(ClothSlideTask(config, robot, log=rospy.loginfo))
         self.requests = queue.Queue()
-        self.session = Session(EpisodeRunner(world, self.transport), episodes=rospy.get_param('~episodes', 0),
-                               autostart=rospy.get_param('~autostart', True),
-                               first_episode=rospy.get_param('~first_episode', 0),
+        self.session = Session(EpisodeRunner(world, self.transport), episodes=p['episodes'],
+                               autostart=p['autostart'], first_episode=p['first_episode'],
                                wait_for_request=self._next_request, stopped=rospy.is_shutdown, log=self._log,
                                reset_faults=(GraspCalibrationError,), operator='/cloth/reset')
         self.reset_srv = rospy.Service('/cloth/reset', Trigger, self._on_reset)

@@ -13,6 +13,7 @@ from std_srvs.srv import SetBool, SetBoolResponse, Trigger, TriggerResponse
 from plas_ros import deploy
 from plas_ros.data.episodes import EpisodeReturns
 from plas_ros.msg import Action, Observation, Transition
+from plas_ros.nodes.params import node_params
 
 ACTIVE = 'active'
 
@@ -108,26 +109,26 @@ class InferenceNode:
             self.state_pub.publish(String(data=self.gate.blocking_reason() or ACTIVE))
 
 
+DEPLOY_FIELDS = ('max_obs_age', 'warn_period', 'threads')   # node parameters over the file's inference section
+
+
 def read_params():
-    """Node parameters over config/deploy.yaml; the action bounds default to the policy's."""
-    config = deploy.load_deploy_config(rospy.get_param('~config', None), overrides={
-        name: rospy.get_param('~' + name) for name in ('max_obs_age', 'warn_period', 'threads')
-        if rospy.has_param('~' + name)})
-    checkpoint = rospy.get_param('~checkpoint', '')
-    if not checkpoint:
+    """Node parameters (config/deploy.yaml `node`) and the DeployConfig (its `inference` section, or that of
+    ~config) with ~max_obs_age, ~warn_period, ~threads over it; the action bounds default to the policy's."""
+    p = node_params('deploy.yaml', 'node', extra={name: None for name in DEPLOY_FIELDS})
+    config = deploy.load_deploy_config(p['config'] or None, overrides={
+        name: p[name] for name in DEPLOY_FIELDS if p[name] is not None})
+    if not p['checkpoint']:
         raise ValueError('~checkpoint is not set: give the folder written by python -m plas_ros.train')
-    sim = bool(rospy.get_param('~sim', False))
-    enabled = bool(rospy.get_param('~enabled', sim))  # on real hardware an operator must enable it
-    bounds = (_optional_param('~action_low'), _optional_param('~action_high'))
-    episodes = int(rospy.get_param('~episodes', 0))
-    if episodes < 0:
-        raise ValueError('~episodes must be >= 0 (0: run until stopped), got %d' % episodes)
-    return config, checkpoint, enabled, bounds, episodes
+    enabled = p['sim'] if p['enabled'] is None else p['enabled']  # on real hardware an operator must enable it
+    bounds = (_bound_param('~action_low', p['action_low']), _bound_param('~action_high', p['action_high']))
+    if p['episodes'] < 0:
+        raise ValueError('~episodes must be >= 0 (0: run until stopped), got %d' % p['episodes'])
+    return config, p['checkpoint'], bool(enabled), bounds, p['episodes']
 
 
-def _optional_param(name):
+def _bound_param(name, value):
     """A bound given as a number, a list, or the text of either (roslaunch <param> passes "[a, b]" as text)."""
-    value = rospy.get_param(name, None)
     if isinstance(value, str):
         try:
             value = yaml.safe_load(value) if value.strip() else None

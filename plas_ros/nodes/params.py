@@ -1,19 +1,50 @@
-"""What the driver nodes share: parameter look-up, a fixed-rate loop and routing the core's log records to
-rosout."""
+"""What the nodes share: reading their parameters (one way, over their YAML section), a fixed-rate loop and
+routing the core's log records to rosout."""
 import logging
 
 import rospy
 
-REQUIRED = object()
+from plas_ros.config import ConfigError, config_path, overlay, section
 
 
-def param(name, default=REQUIRED):
-    """`~name`, else `name` in the node's namespace (drivers.launch loads config/robot.yaml at the root,
-    so its wsg/dsa/arm sections are the defaults); a missing required parameter stops the node, saying so."""
-    value = rospy.get_param('~' + name, rospy.get_param(name, default))
-    if value is REQUIRED:
-        raise SystemExit('%s: parameter ~%s (or %s) is required' % (rospy.get_name(), name, rospy.resolve_name(name)))
-    return value
+def node_params(config, key, namespace=False, extra=None, required=()):
+    """The node's parameters: the section `key` of config/<config> (the only place their defaults live), each
+    overlaid by the private parameter ~name (with `namespace`, else by name in the node's namespace: a driver
+    in /wsg also reads /wsg/name). `extra` adds defaults another file owns ({name: value}).
+
+    Strict: a value must have its default's type (an int for a float is fine, a null default takes any), an
+    empty string means the YAML value (a launch argument left empty), a name of `required` that ends up
+    null stops the node, and a private parameter the section does not know is reported as a warning.
+    Returns a dict. A bad value stops the node with a message naming the parameter and the file.
+    """
+    path = config_path(config)
+    try:
+        defaults = dict(section(path, key), **(extra or {}))
+        given = {}
+        for name in defaults:
+            for where in ('~' + name,) + ((name,) if namespace else ()):
+                if rospy.has_param(where):
+                    given[name] = rospy.get_param(where)
+                    break
+        values = overlay(defaults, given, path, key, required=required)
+    except ConfigError as exc:
+        raise SystemExit('%s: parameter %s' % (rospy.get_name(), exc)) from None
+    unknown = unknown_private_params(defaults)
+    if unknown:
+        rospy.logwarn('%s: ignoring unknown parameter(s) %s (known: %s, defaults in config/%s %s)',
+                      rospy.get_name(), ', '.join(unknown), ', '.join(sorted(defaults)), config, key)
+    return values
+
+
+def unknown_private_params(known):
+    """The node's private parameters (~name) whose first name part is not in `known`."""
+    prefix = rospy.get_name().rstrip('/') + '/'
+    try:
+        names = rospy.get_param_names()
+    except Exception:  # the master went away: nothing to report
+        return []
+    found = {name[len(prefix):].split('/')[0] for name in names if name.startswith(prefix)}
+    return sorted(found - set(known))
 
 
 def ros_log(level, text):

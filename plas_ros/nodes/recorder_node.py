@@ -12,9 +12,7 @@ from plas_ros.data.writer import BackgroundCommitter, EpisodeWriter, OutputError
 from plas_ros.env import layout
 from plas_ros.msg import Transition
 from plas_ros.nodes.messages import step_from_transition
-
-PARAMS = (('output', ''), ('episodes', 0), ('source', 'sim'), ('policy', ''), ('config_text', ''), ('append', True),
-          ('queue_size', 10000), ('min_free_mb', 100.0), ('fsync', True))
+from plas_ros.nodes.params import node_params
 
 
 class RecorderNode:
@@ -91,7 +89,7 @@ class RecorderNode:
 
 def main():
     rospy.init_node('recorder')
-    params = {name: rospy.get_param('~' + name, default) for name, default in PARAMS}
+    params = node_params('collect.yaml', 'recorder')
     if not params['output']:
         rospy.logfatal('recorder: ~output (the HDF5 file to write) is required')
         sys.exit(1)

@@ -1,42 +1,63 @@
 """train_offline node: runs the offline trainer (plas_ros.train) from ROS parameters, then exits.
 
 The node adds nothing to training itself; it exists so that `roslaunch plas_ros train_offline.launch`
-trains with rosparam-style arguments, logs to /rosout and ends the launch when training is done.
-Parameters: README.md, section train_offline. Training: doc/training.md.
+trains with rosparam-style arguments, logs to /rosout and ends the launch when training is done. Its
+parameters and their defaults are config/train.yaml `node` (a budget left empty is the preset's): README.md,
+section train_offline. Training: doc/training.md.
 """
 import shlex
 import sys
 
 import rospy
 
+from plas_ros.algos.config import defaults
+from plas_ros.config import ConfigError, config_path, overlay, package_file, section
+from plas_ros.nodes.params import node_params
+
 SIM_EVAL_ENV = 'plas_ros.sim.gym_env:make_env'
+CONFIG_FILE = 'train.yaml'
+
+
+def resolve_params(given=None):
+    """The node's parameters: config/train.yaml `node` with `given` over it (as plas_ros.config.overlay: an
+    empty string is the YAML value)."""
+    path = config_path(CONFIG_FILE)
+    return overlay(section(path, 'node'), given or {}, path, 'node')
 
 
 def trainer_argv(params):
-    """Translate the node's parameters into `python -m plas_ros.train` arguments."""
+    """Translate the node's parameters into `python -m plas_ros.train` arguments; a budget that is null (or a
+    step count of 0) is left to the preset."""
     datasets = shlex.split(str(params['dataset']))
     if not datasets:
         raise ValueError('~dataset is empty: give one or more HDF5 files, separated by spaces')
-    argv = ['--dataset'] + datasets
-    argv += ['--algo', str(params['algo']), '--config', str(params['config']), '--out', str(params['out'])]
-    argv += ['--seed', str(params['seed'])]
-    if int(params.get('steps', 0)) > 0:
-        argv += ['--steps', str(params['steps'])]
-    if int(params.get('vae_steps', 0)) > 0:
-        argv += ['--vae-steps', str(params['vae_steps'])]
-    if params.get('eval', True):
-        argv += ['--eval-env', SIM_EVAL_ENV, '--eval-every', str(params['eval_every']),
-                 '--eval-episodes', str(params['eval_episodes'])]
+    if not params['out']:
+        raise ValueError('~out is empty: give the checkpoint folder')
+    algo = params['algo'] if params['algo'] is not None else defaults()['algo']
+    argv = ['--dataset'] + datasets + ['--algo', str(algo)]
+    if params['config']:
+        argv += ['--config', package_file(str(params['config']))]
+    argv += ['--out', str(params['out']), '--seed', str(params['seed'])]
+    for name, option in (('steps', '--steps'), ('vae_steps', '--vae-steps')):
+        if params[name] is not None and int(params[name]) > 0:  # 0: the preset's, as before empty meant it
+            argv += [option, str(int(params[name]))]
+    if params['eval']:
+        argv += ['--eval-env', SIM_EVAL_ENV]
+        for name, option in (('eval_every', '--eval-every'), ('eval_episodes', '--eval-episodes')):
+            if params[name] is not None:
+                argv += [option, str(int(params[name]))]
     return argv
 
 
 def main():
     rospy.init_node('train_offline')
-    params = {name: rospy.get_param('~' + name, default) for name, default in (
-        ('dataset', ''), ('algo', 'plas'), ('config', ''), ('out', ''), ('seed', 0), ('steps', 0),
-        ('vae_steps', 0), ('eval', True), ('eval_every', 150), ('eval_episodes', 5))}
+    params = node_params(CONFIG_FILE, 'node')
     from plas_ros import train  # torch is heavy: import after the node is up so roslaunch sees it start
-    argv = trainer_argv(params)
+    try:
+        argv = trainer_argv(params)
+    except (ConfigError, ValueError) as error:
+        rospy.logfatal('training cannot start: %s', error)
+        sys.exit(1)
     rospy.loginfo('training: python -m plas_ros.train %s', ' '.join(shlex.quote(a) for a in argv))
     try:
         code = train.main(argv)

@@ -9,9 +9,10 @@ import time
 import rospy
 from std_srvs.srv import Trigger, TriggerResponse
 
+from plas_ros.config import lookup
 from plas_ros.hardware.wsg import Command, Status, WsgClient, WsgError, WsgLinkError
 from plas_ros.msg import GripperState
-from plas_ros.nodes.params import param, ros_log, run_at
+from plas_ros.nodes.params import node_params, ros_log, run_at
 from plas_ros.srv import GripperCommand, GripperCommandResponse
 
 _LIMIT_SLACK = 1e-4  # the limits travel as f32: 0.1 mm/s arrives as 0.10000000149
@@ -36,7 +37,7 @@ def explain(what, error):
 
 
 class WsgNode:
-    def __init__(self, client, default_speed, timeout, homing_timeout, stale_after, frame_id='wsg'):
+    def __init__(self, client, default_speed, timeout, homing_timeout, stale_after, frame_id):
         self.client = client
         self.default_speed = float(default_speed)
         self.timeout = float(timeout)
@@ -164,17 +165,18 @@ class WsgNode:
 
 def main():
     rospy.init_node('wsg_driver')
-    host, port = param('host'), int(param('port', 1000))
-    rate_hz = float(param('state_rate', 30.0))
-    timeout = float(param('timeout', 2.0))
+    # config/robot.yaml wsg; a command's default speed is the env's width-command speed (one owner).
+    p = node_params('robot.yaml', 'wsg', namespace=True,
+                    extra={'default_speed': lookup('env.yaml', 'gripper.speed_mm_s')})
+    host, port, rate_hz, timeout = p['host'], p['port'], p['state_rate'], p['timeout']
     if rate_hz <= 0 or timeout <= 0:
         raise SystemExit('wsg_driver: ~state_rate and ~timeout must be positive, got %r and %r' % (rate_hz, timeout))
     period_ms = max(10, int(round(1000.0 / rate_hz)))
     client = WsgClient(host, port, timeout=timeout, log=ros_log)
     client.subscribe_state(period_ms)
     client.start()
-    node = WsgNode(client, param('default_speed', 70.0), timeout, param('homing_timeout', 30.0),
-                   stale_after=max(5.0 * period_ms / 1000.0, 0.5), frame_id=param('frame_id', 'wsg'))
+    node = WsgNode(client, p['default_speed'], timeout, p['homing_timeout'],
+                   stale_after=max(5.0 * period_ms / 1000.0, 0.5), frame_id=p['frame_id'])
     rospy.loginfo('wsg_driver: gripper at %s:%d, state at %.0f Hz', host, port, rate_hz)
 
     def step():

@@ -14,7 +14,7 @@ import threading
 
 import numpy as np
 
-from plas_ros.hardware.arm import Arm, ArmError, MoveResult
+from plas_ros.hardware.arm import ROBOT, Arm, ArmError, MoveResult
 
 
 class ClothArm(Arm):
@@ -149,7 +149,7 @@ class SimArmServer:
 class SimArmClient(Arm):
     """The Arm interface over the world process's JSON RPC; reconnects once when the link dropped."""
 
-    def __init__(self, host='127.0.0.1', port=None, timeout=5.0):
+    def __init__(self, host=ROBOT['sim_host'], port=None, timeout=ROBOT['sim_timeout']):
         if port is None:
             raise ValueError('SimArmClient needs the port of the simulated arm')
         self.address = (host, int(port))

@@ -20,20 +20,21 @@ how often the sensors are read never changes what happens to the cloth.
 """
 import dataclasses
 import math
-import os
 from dataclasses import dataclass
 from typing import Tuple
 
 import numpy as np
-import yaml
 
+from plas_ros.config import check_keys, config_path, from_mapping, load_yaml, refer, reference, section, user_path
 from plas_ros.env import layout
 from plas_ros.hardware.arm import MoveResult, SafetyBox
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'config')
-DEFAULT_SIM_YAML = os.path.join(CONFIG_DIR, 'sim.yaml')
-DEFAULT_ROBOT_YAML = os.path.join(CONFIG_DIR, 'robot.yaml')
+DEFAULT_SIM_YAML = config_path('sim.yaml')
+DEFAULT_ROBOT_YAML = config_path('robot.yaml')
 SECTIONS = ('fixture', 'profile', 'finger', 'contact', 'dynamics', 'wrench')
+# Fields another file owns: {section here: {field: (file, dotted key there)}}.
+REFERENCES = {'fixture': {'start_width_mm': ('env.yaml', 'calibration.start_width_mm')},
+              'finger': {'taxel_mm': ('robot.yaml', 'finger.taxel_mm')}}
 
 
 @dataclass(frozen=True)
@@ -106,30 +107,32 @@ class ClothConfig:
 
 
 def load_cloth_config(path=None, robot_path=None):
-    """ClothConfig from config/sim.yaml (sections flattened) and the arm section of config/robot.yaml."""
-    path = path or DEFAULT_SIM_YAML
-    robot_path = robot_path or DEFAULT_ROBOT_YAML
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}
-    with open(robot_path) as f:
-        arm = (yaml.safe_load(f) or {}).get('arm') or {}
-    values = {}
-    for section in SECTIONS:
-        entries = raw.get(section)
-        if not isinstance(entries, dict):
-            raise ValueError('%s: section %r missing or not a mapping' % (path, section))
+    """ClothConfig from config/sim.yaml (sections flattened), strictly (plas_ros.config), with the values other
+    files own: the arm section of config/robot.yaml (tip x, safety box), the finger's taxel pitch
+    (robot.yaml finger) and the fingers' opening at reset (config/env.yaml calibration.start_width_mm)."""
+    path = user_path(path, 'sim.yaml')
+    robot_path = user_path(robot_path, 'robot.yaml')
+    raw = load_yaml(path)
+    check_keys(raw, SECTIONS, path)
+    values, where = {}, {}
+    for name in SECTIONS:
+        entries = section(raw, name, path)
+        entries = refer(entries, {k: reference(*owner) for k, owner in REFERENCES.get(name, {}).items()}, path, name)
         values.update(entries)
-    for key in ('tip_x', 'safety_box_low', 'safety_box_high'):
-        if key not in arm:
-            raise ValueError('%s: arm.%s missing' % (robot_path, key))
-    values.update(tip_x_m=arm['tip_x'], box_low_m=arm['safety_box_low'], box_high_m=arm['safety_box_high'])
-    fields = {f.name for f in dataclasses.fields(ClothConfig)}
-    missing, unknown = sorted(fields - set(values)), sorted(set(values) - fields)
-    if missing or unknown:
-        raise ValueError('%s: missing keys %s, unknown keys %s' % (path, missing, unknown))
-    values = {k: tuple(float(x) for x in v) if isinstance(v, list) else v for k, v in values.items()}
-    values['components'] = int(values['components'])
-    return ClothConfig(**values)
+        where.update((k, '%s.%s' % (name, k)) for k in entries)
+    arm = section(robot_path, 'arm')
+    plane = from_mapping(_ArmPlane, {k: arm[k] for k in ('tip_x', 'safety_box_low', 'safety_box_high') if k in arm},
+                         robot_path, 'arm')
+    values.update(tip_x_m=plane.tip_x, box_low_m=plane.safety_box_low, box_high_m=plane.safety_box_high)
+    return from_mapping(ClothConfig, values, path, where=where)
+
+
+@dataclass(frozen=True)
+class _ArmPlane:
+    """What the simulator takes from config/robot.yaml's arm section."""
+    tip_x: float
+    safety_box_low: Tuple[float, float, float]
+    safety_box_high: Tuple[float, float, float]
 
 
 def _finite(value, what):

@@ -11,26 +11,21 @@ objects the ROS env node runs, here driving the simulator directly instead of th
 (4,)), the gripper width (mm) and adjustment (-1/0/+1) and, for diagnostics only, the simulator's ground
 truth `edge_held`.
 """
-import os
-
 import gymnasium as gym
 import numpy as np
-import yaml
 
+from plas_ros.config import lookup
 from plas_ros.env import layout
 from plas_ros.env.config import load_env_config
 from plas_ros.env.task import ClothSlideTask, Robot, SensorReading, TaskEnv
 from plas_ros.sim.cloth import ClothSim
 
-ROBOT_YAML = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                          'config', 'robot.yaml')
 ENV_ID = 'PlasClothSlide-v0'
 
 
-def load_wrench_window(path=ROBOT_YAML):
+def load_wrench_window(path='robot.yaml'):
     """The arm driver's wrench median window, from config/robot.yaml."""
-    with open(path) as f:
-        return int(yaml.safe_load(f)['arm']['wrench_median_window'])
+    return int(lookup(path, 'arm.wrench_median_window'))
 
 
 class SimRobot(Robot):

@@ -23,6 +23,7 @@ from tests.helpers.tree import REPO_ROOT
 # plas_ros/__init__.py is neutral: every layer may import it, and it imports no layer (everything imports it).
 ARCHITECTURE = [
     ('contract', ['plas_ros.config',          # the config loader
+                  'plas_ros.hardware.finger', # the tactile finger's geometry
                   'plas_ros.env.layout',      # observation and action layout
                   'plas_ros.data.schema',     # the dataset file format
                   'plas_ros.data.episodes'],  # step record, episode segmentation, outcome

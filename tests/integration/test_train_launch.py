@@ -1,0 +1,64 @@
+"""train_offline.launch: an argument left empty is the preset's value (config:=config/train_mujoco.yaml evaluates
+every 5000 steps, not the robot preset's 150), from the launch file through the node to the trainer."""
+import os
+
+import pytest
+import yaml
+from conftest import REPO_ROOT, digest
+
+LAUNCH = os.path.join(REPO_ROOT, 'launch', 'train_offline.launch')
+DATASET = os.path.join(REPO_ROOT, 'data', 'cloth_sim_small.h5')
+
+
+def launch_params(**args):
+    """The train_offline node's private parameters as roslaunch sets them for `key:=value` arguments."""
+    import roslaunch.config
+    import roslaunch.xmlloader
+    config = roslaunch.config.ROSLaunchConfig()
+    argv = ['roslaunch'] + ['%s:=%s' % kv for kv in sorted(args.items())]
+    roslaunch.xmlloader.XmlLoader().load(LAUNCH, config, argv=argv, verbose=False)
+    prefix = '/train_offline/'
+    return {name[len(prefix):]: p.value for name, p in config.params.items() if name.startswith(prefix)}
+
+
+def resolved_config(**args):
+    """(trainer argv, the TrainConfig the trainer resolves from it) for these launch arguments."""
+    from plas_ros import train
+    from plas_ros.algos.config import load_config
+    from plas_ros.nodes.train_node import resolve_params, trainer_argv
+    argv = trainer_argv(resolve_params(launch_params(**args)))
+    options = train.build_parser().parse_args(argv)
+    return argv, load_config(options.config, algo=options.algo, steps=options.steps, vae_steps=options.vae_steps,
+                             eval_every=options.eval_every, eval_episodes=options.eval_episodes)
+
+
+@pytest.mark.parametrize('args, eval_every, eval_episodes, steps', [
+    ({'config': 'config/train_mujoco.yaml'}, 5000, 5, 500000),          # the bug: was 150
+    ({}, 150, 5, 2400),                                                   # the default robot preset
+    ({'config': 'config/train_mujoco.yaml', 'eval_every': '7', 'eval_episodes': '2', 'steps': '30'}, 7, 2, 30),
+    ({'config': 'config/train_mujoco.yaml', 'steps': '0'}, 5000, 5, 500000),  # 0 steps: the preset's, as before
+])
+def test_empty_launch_arguments_are_the_presets_values(args, eval_every, eval_episodes, steps):
+    argv, cfg = resolved_config(**args)
+    assert (cfg.eval_every, cfg.eval_episodes, cfg.steps) == (eval_every, eval_episodes, steps), argv
+    assert cfg.algo == 'plas' and '--eval-env' in argv
+    if 'eval_every' not in args:
+        assert '--eval-every' not in argv and '--eval-episodes' not in argv
+
+
+def test_eval_false_passes_no_evaluation_options():
+    argv, cfg = resolved_config(config='config/train_mujoco.yaml', eval='false', algo='bc', seed='3')
+    assert '--eval-env' not in argv and cfg.algo == 'bc' and argv[argv.index('--seed') + 1] == '3'
+
+
+def test_train_offline_launch_trains_with_the_presets_eval_every(roslaunch, tmp_path):
+    out = str(tmp_path / 'run')
+    launch = roslaunch('train_offline.launch', config='config/train_mujoco.yaml', dataset=DATASET, out=out,
+                       steps=2, vae_steps=2, eval_episodes=1)
+    launch.wait(timeout=300)
+    assert launch.proc.returncode == 0, digest(launch.output)
+    with open(os.path.join(out, 'config.yaml')) as f:
+        train = yaml.safe_load(f)['train']
+    assert (train['eval_every'], train['eval_episodes'], train['steps'], train['vae_steps']) == (5000, 1, 2, 2)
+    assert (train['batch_size'], train['vae_hidden']) == (100, [750, 750]), 'not the MuJoCo preset'
+    assert '--eval-every' not in launch.output, digest(launch.output)
