@@ -66,15 +66,23 @@ def outcome(terminal, timeout, error):
     return TIMEOUT if timeout else OPEN
 
 
+def episode_ends(terminals, timeouts) -> np.ndarray:
+    """Row mask of each episode's last row: a terminal or timeout row, and the last row of all."""
+    ends = np.asarray(terminals, bool) | np.asarray(timeouts, bool)
+    if len(ends):
+        ends[-1] = True
+    return ends
+
+
+def slices_of(ends) -> List[slice]:
+    """Episodes as row slices, from the mask of their last rows (`episode_ends`)."""
+    stops = [int(i) + 1 for i in np.flatnonzero(ends)]
+    return [slice(a, b) for a, b in zip([0] + stops[:-1], stops)]
+
+
 def episode_slices(terminals, timeouts) -> List[slice]:
     """Episodes as row slices: each ends at a terminal or timeout row, the last also at the end of the rows."""
-    ends = np.asarray(terminals, bool) | np.asarray(timeouts, bool)
-    n = len(ends)
-    stops = list(np.flatnonzero(ends) + 1)
-    if n and (not stops or stops[-1] != n):
-        stops.append(n)
-    starts = [0] + stops[:-1]
-    return [slice(int(a), int(b)) for a, b in zip(starts, stops)]
+    return slices_of(episode_ends(terminals, timeouts))
 
 
 def summary_of(steps: List[Step], error=False, index=-1, missing_steps=0) -> EpisodeSummary:

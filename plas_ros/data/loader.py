@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from plas_ros.data import schema
+from plas_ros.data.episodes import episode_ends, slices_of
 
 
 @dataclass
@@ -55,9 +56,7 @@ class Dataset:
         return int(self.episode_ends.sum())
 
     def episode_slices(self) -> List[slice]:
-        ends = np.flatnonzero(self.episode_ends) + 1
-        starts = np.concatenate([[0], ends[:-1]])
-        return [slice(int(a), int(b)) for a, b in zip(starts, ends)]
+        return slices_of(self.episode_ends)
 
 
 def _decode_attr(value):
@@ -161,8 +160,7 @@ def _episode_fields(arrays):
     """(next_observations, episode_ends, has_next) for one file."""
     obs = np.asarray(arrays['observations'], dtype=np.float32)
     terminals = np.asarray(arrays['terminals']).astype(bool)
-    ends = terminals | np.asarray(arrays['timeouts']).astype(bool)
-    ends[-1] = True
+    ends = episode_ends(terminals, arrays['timeouts'])
     if 'next_observations' in arrays:
         return np.asarray(arrays['next_observations'], dtype=np.float32), ends, np.ones(len(obs), dtype=bool)
     next_obs = obs.copy()
