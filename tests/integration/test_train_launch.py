@@ -4,7 +4,9 @@ import os
 
 import pytest
 import yaml
-from conftest import REPO_ROOT, digest
+
+from tests.helpers.ros import digest
+from tests.helpers.tree import REPO_ROOT
 
 LAUNCH = os.path.join(REPO_ROOT, 'launch', 'train_offline.launch')
 DATASET = os.path.join(REPO_ROOT, 'data', 'cloth_sim_small.h5')
