@@ -5,6 +5,7 @@ machine are the core's (`plas_ros.env.task`, `.runner`, `.remote`); this node on
 nodes' topics and services, to /cloth/observation, /cloth/action and /cloth/transition, and to the
 /cloth/reset service. Topics, services and parameters: README.md, section cloth_env.
 """
+import functools
 import queue
 import time
 
@@ -39,8 +40,16 @@ from plas_ros.nodes.messages import reading_from_messages, transition_msg
 from plas_ros.nodes.params import node_params, ros_log
 from plas_ros.srv import GripperCommand, TipMove
 
-SENSOR_TOPICS = {'tactile': ('/dsa/frame', TactileFrame), 'wrench': ('/arm/wrench', WrenchStamped),
-                 'pose': ('/arm/tip_pose', PoseStamped), 'gripper': ('/wsg/state', GripperState)}
+# The tactile frames come from the DSACON32 serial driver or from a finger of the WSG driver (the authors' rig).
+TACTILE_SOURCES = {'dsa': '/dsa/frame', 'finger1': '/wsg/finger1/frame', 'finger2': '/wsg/finger2/frame'}
+
+
+def sensor_topics(tactile_source):
+    """name -> (topic, message class) of the four sensors, with the tactile frames from `tactile_source`."""
+    if tactile_source not in TACTILE_SOURCES:
+        raise SystemExit('cloth_env: ~tactile_source %r is none of %s' % (tactile_source, ', '.join(TACTILE_SOURCES)))
+    return {'tactile': (TACTILE_SOURCES[tactile_source], TactileFrame), 'wrench': ('/arm/wrench', WrenchStamped),
+            'pose': ('/arm/tip_pose', PoseStamped), 'gripper': ('/wsg/state', GripperState)}
 SERVICE_TYPES = {MOVE_TIP: TipMove, MOVE_TO_START: Trigger, GRIPPER_MOVE: GripperCommand, GRIPPER_ACK: Trigger}
 
 
@@ -146,11 +155,13 @@ class EnvNode:
         p = node_params('env.yaml', 'node')
         config = load_env_config(p['config'] or None)
         self.min_subscribers = p['wait_for_recorder']
-        self.sensors = FreshSensors({name: topic for name, (topic, _) in SENSOR_TOPICS.items()},
+        topics = sensor_topics(p['tactile_source'])
+        self.sensors = FreshSensors({name: topic for name, (topic, _) in topics.items()},
                                     p['sensor_max_age'], stopped=rospy.is_shutdown)
         self._subs = [rospy.Subscriber(topic, cls, self._store, callback_args=name, queue_size=1)
-                      for name, (topic, cls) in SENSOR_TOPICS.items()]
-        robot = DriverRobot(ServiceCaller(p['service_timeout']), self.sensors, reading_from_messages,
+                      for name, (topic, cls) in topics.items()]
+        to_reading = functools.partial(reading_from_messages, tactile_topic=topics['tactile'][0])
+        robot = DriverRobot(ServiceCaller(p['service_timeout']), self.sensors, to_reading,
                             config.gripper.speed_mm_s, p['wsg_retries'], log=self._log)
         self.transport = RosTransport(self.sensors, p['action_timeout'])
         world = TaskEnv(ClothSlideTask(config, robot, log=rospy.loginfo))

@@ -42,11 +42,12 @@ def step_from_transition(msg: Transition) -> Step:
         tip_pose=np.asarray(msg.tip_pose, np.float64), error_message=msg.error_message)
 
 
-def reading_from_messages(msgs):
-    """SensorReading from the four sensor messages (SensorError on malformed data)."""
+def reading_from_messages(msgs, tactile_topic='/dsa/frame'):
+    """SensorReading from the four sensor messages (SensorError on malformed data, naming the topic)."""
     frame = msgs['tactile']
     if frame.rows * frame.cols != len(frame.data):
-        raise SensorError('/dsa/frame: %d x %d frame with %d values' % (frame.rows, frame.cols, len(frame.data)))
+        raise SensorError('%s: %d x %d frame with %d values' % (tactile_topic, frame.rows, frame.cols,
+                                                                len(frame.data)))
     force = msgs['wrench'].wrench.force
     pose = msgs['pose'].pose
     q = pose.orientation

@@ -1,6 +1,7 @@
 """What the nodes share: reading their parameters (one way, over their YAML section), a fixed-rate loop and
 routing the core's log records to rosout."""
 import logging
+import re
 
 import rospy
 
@@ -24,7 +25,7 @@ def node_params(config, key, namespace=False, extra=None, required=()):
         for name in defaults:
             for where in ('~' + name,) + ((name,) if namespace else ()):
                 if rospy.has_param(where):
-                    given[name] = rospy.get_param(where)
+                    given[name] = _yaml11_number(rospy.get_param(where))
                     break
         values = overlay(defaults, given, path, key, required=required)
     except ConfigError as exc:
@@ -34,6 +35,17 @@ def node_params(config, key, namespace=False, extra=None, required=()):
         rospy.logwarn('%s: ignoring unknown parameter(s) %s (known: %s, defaults in config/%s %s)',
                       rospy.get_name(), ', '.join(unknown), ', '.join(sorted(defaults)), config, key)
     return values
+
+
+# YAML 1.1 (rosparam, `_name:=value` on the command line) reads an exponent without a dot ("1e+12", "5e-3") as a
+# string; such a value is the number it spells.
+_EXPONENT_NUMBER = re.compile(r'^[-+]?[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+$')
+
+
+def _yaml11_number(value):
+    if isinstance(value, str) and _EXPONENT_NUMBER.match(value.strip()):
+        return float(value)
+    return value
 
 
 def unknown_private_params(known):
