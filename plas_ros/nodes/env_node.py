@@ -10,7 +10,6 @@ import queue
 import time
 
 import numpy as np
-import rosgraph
 import rospy
 from geometry_msgs.msg import PoseStamped, WrenchStamped
 from std_srvs.srv import Trigger, TriggerResponse
@@ -37,7 +36,7 @@ from plas_ros.env.task import (
 )
 from plas_ros.msg import Action, GripperState, Observation, TactileFrame, Transition
 from plas_ros.nodes.messages import reading_from_messages, transition_msg
-from plas_ros.nodes.params import node_params, ros_log
+from plas_ros.nodes.params import ServiceCaller, advertised, node_params, ros_log
 from plas_ros.srv import GripperCommand, TipMove
 
 # The tactile frames come from the DSACON32 serial driver or from a finger of the WSG driver (the authors' rig).
@@ -51,30 +50,6 @@ def sensor_topics(tactile_source):
     return {'tactile': (TACTILE_SOURCES[tactile_source], TactileFrame), 'wrench': ('/arm/wrench', WrenchStamped),
             'pose': ('/arm/tip_pose', PoseStamped), 'gripper': ('/wsg/state', GripperState)}
 SERVICE_TYPES = {MOVE_TIP: TipMove, MOVE_TO_START: Trigger, GRIPPER_MOVE: GripperCommand, GRIPPER_ACK: Trigger}
-
-
-class ServiceCaller:
-    """`call(name, *args)` over rospy service proxies; RobotError when a service is missing or fails."""
-
-    def __init__(self, timeout):
-        self.timeout = float(timeout)
-        self._proxies = {}
-
-    def __call__(self, name, *args):
-        try:
-            return self._proxy(name)(*args)
-        except rospy.ServiceException as e:
-            self._proxies.pop(name, None)
-            raise RobotError('%s failed: %s' % (name, e)) from None
-
-    def _proxy(self, name):
-        if name not in self._proxies:
-            try:
-                rospy.wait_for_service(name, timeout=self.timeout)
-            except rospy.ROSException:
-                raise RobotError('service %s not available within %.1f s' % (name, self.timeout)) from None
-            self._proxies[name] = rospy.ServiceProxy(name, SERVICE_TYPES[name])
-        return self._proxies[name]
 
 
 class OperatorRequest:
@@ -142,14 +117,6 @@ class RosTransport(Transport):
         self.transition_pub.publish(transition_msg(step))
 
 
-def _advertised(service):
-    try:
-        rosgraph.Master(rospy.get_name()).lookupService(service)
-        return True
-    except rosgraph.MasterException:  # not registered (or the master could not say)
-        return False
-
-
 class EnvNode:
     def __init__(self):
         p = node_params('env.yaml', 'node')
@@ -161,7 +128,7 @@ class EnvNode:
         self._subs = [rospy.Subscriber(topic, cls, self._store, callback_args=name, queue_size=1)
                       for name, (topic, cls) in topics.items()]
         to_reading = functools.partial(reading_from_messages, tactile_topic=topics['tactile'][0])
-        robot = DriverRobot(ServiceCaller(p['service_timeout']), self.sensors, to_reading,
+        robot = DriverRobot(ServiceCaller(SERVICE_TYPES, p['service_timeout'], RobotError), self.sensors, to_reading,
                             config.gripper.speed_mm_s, p['wsg_retries'], log=self._log)
         self.transport = RosTransport(self.sensors, p['action_timeout'])
         world = TaskEnv(ClothSlideTask(config, robot, log=rospy.loginfo))
@@ -213,7 +180,7 @@ class EnvNode:
         pub = self.transport.transition_pub
         self._wait_for('the recorder', lambda: ['%d /cloth/transition subscriber(s)' % self.min_subscribers]
                        if pub.get_num_connections() < self.min_subscribers else [])
-        self._wait_for('the drivers', lambda: [s for s in DRIVER_SERVICES if not _advertised(s)]
+        self._wait_for('the drivers', lambda: [s for s in DRIVER_SERVICES if not advertised(s)]
                        + self.sensors.never_heard())
         self.session.run()
         rospy.loginfo('cloth_env: %d episode(s) done; idle', self.session.finished)

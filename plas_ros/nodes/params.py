@@ -3,6 +3,7 @@ routing the core's log records to rosout."""
 import logging
 import re
 
+import rosgraph
 import rospy
 
 from plas_ros.config import ConfigError, config_path, overlay, section
@@ -80,3 +81,39 @@ def run_at(rate_hz, step):
             rate.sleep()
         except rospy.ROSInterruptException:
             break
+
+
+class ServiceCaller:
+    """`call(name, *args)` over rospy service proxies (`types`: name -> service class); `error` (an exception
+    class) when a service is not advertised within `timeout` or its call fails."""
+
+    def __init__(self, types, timeout, error):
+        self.types = dict(types)
+        self.timeout = float(timeout)
+        self.error = error
+        self._proxies = {}
+
+    def __call__(self, name, *args):
+        try:
+            return self._proxy(name)(*args)
+        except rospy.ServiceException as e:
+            self._proxies.pop(name, None)
+            raise self.error('%s failed: %s' % (name, e)) from None
+
+    def _proxy(self, name):
+        if name not in self._proxies:
+            try:
+                rospy.wait_for_service(name, timeout=self.timeout)
+            except rospy.ROSException:
+                raise self.error('service %s not available within %.1f s' % (name, self.timeout)) from None
+            self._proxies[name] = rospy.ServiceProxy(name, self.types[name])
+        return self._proxies[name]
+
+
+def advertised(service):
+    """Whether the master knows `service` (a node still starting has not advertised it yet)."""
+    try:
+        rosgraph.Master(rospy.get_name()).lookupService(service)
+        return True
+    except rosgraph.MasterException:  # not registered (or the master could not say)
+        return False

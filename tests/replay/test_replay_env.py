@@ -120,9 +120,11 @@ def test_replayed_sensors_give_the_recorded_observations_and_gripper_decisions(r
     from plas_ros.env.config import load_env_config
     from plas_ros.env.gripper_controller import NARROWED, UNCHANGED, decide_width
     from plas_ros.env.remote import DriverRobot
+    from plas_ros.env.task import RobotError
     from plas_ros.msg import GripperState, Observation, TactileFrame, Transition
-    from plas_ros.nodes.env_node import ServiceCaller
+    from plas_ros.nodes.env_node import SERVICE_TYPES
     from plas_ros.nodes.messages import reading_from_messages
+    from plas_ros.nodes.params import ServiceCaller
     config = load_env_config()
     transitions = [m for _, m in bag_messages('/cloth/transition', Transition) if not m.error]
     observations = {}
@@ -138,8 +140,8 @@ def test_replayed_sensors_give_the_recorded_observations_and_gripper_decisions(r
     finally:
         stream.close()
 
-    robot = DriverRobot(ServiceCaller(timeout=10.0), None, reading_from_messages, config.gripper.speed_mm_s,
-                        wsg_retries=3)
+    robot = DriverRobot(ServiceCaller(SERVICE_TYPES, 10.0, RobotError), None, reading_from_messages,
+                        config.gripper.speed_mm_s, wsg_retries=3)
     live = LiveGripper(rospy_node)
     decisions = {UNCHANGED: 0, NARROWED: 0, 1: 0, 'lost': 0}
     previous = None
