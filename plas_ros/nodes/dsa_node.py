@@ -7,7 +7,8 @@ The protocol: doc/dsa.md.
 import rospy
 from std_msgs.msg import Bool
 
-from plas_ros.hardware.dsa import COLS, ROWS, DsaClient
+from plas_ros.hardware.dsa.client import DsaClient
+from plas_ros.hardware.dsa.protocol import COLS, ROWS
 from plas_ros.msg import TactileFrame
 from plas_ros.nodes.params import node_params, ros_log
 

@@ -13,7 +13,7 @@ from tests.helpers.tree import script
 
 def check_pattern(msg):
     """The frame number n the message claims (cell 0), after checking every cell against pattern_frame(n)."""
-    from plas_ros.sim.dsa import pattern_frame
+    from plas_ros.sim.dsa.device import pattern_frame
     assert (msg.rows, msg.cols, len(msg.data)) == (14, 6, 84)
     n = msg.data[0]
     assert list(msg.data) == pattern_frame(n).reshape(-1).tolist(), 'frame %d differs from the pattern' % n

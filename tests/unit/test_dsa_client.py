@@ -6,8 +6,10 @@ import time
 import numpy as np
 import pytest
 
-from plas_ros.hardware import dsa
-from plas_ros.sim.dsa import DsaSimulator, pattern_frame
+from plas_ros.hardware.dsa import protocol as dsa
+from plas_ros.hardware.dsa.client import DsaClient
+from plas_ros.sim.dsa.device import pattern_frame
+from plas_ros.sim.dsa.pty import DsaSimulator
 
 
 @pytest.fixture
@@ -29,7 +31,7 @@ def make_client():
     def make(port, **kwargs):
         kwargs.setdefault('frame_rate', 100)
         kwargs.setdefault('boot_timeout', 5.0)
-        client = dsa.DsaClient(port, **kwargs)
+        client = DsaClient(port, **kwargs)
         clients.append(client)
         return client
     yield make

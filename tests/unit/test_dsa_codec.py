@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from plas_ros.hardware import dsa
 from plas_ros.hardware.crc import crc16
+from plas_ros.hardware.dsa import protocol as dsa
 
 
 def le16(value):

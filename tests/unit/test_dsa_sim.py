@@ -7,9 +7,10 @@ import time
 import numpy as np
 import pytest
 
-from plas_ros.hardware import dsa
 from plas_ros.hardware.crc import crc16
-from plas_ros.sim.dsa import DsaSimulator, pattern_frame
+from plas_ros.hardware.dsa import protocol as dsa
+from plas_ros.sim.dsa.device import pattern_frame
+from plas_ros.sim.dsa.pty import DsaSimulator
 
 
 class RawPort:

@@ -1,308 +1,39 @@
-"""Weiss DSA tactile controller (DSACON32) over a serial port (doc/dsa.md, protocol): codec and client.
-
-Frame: `AA AA AA | id u8 | payload length u16 LE | payload | CRC u16 LE`. Unlike the WSG, the CRC
-(plas_ros.hardware.crc) covers id, length and payload but not the preamble, and is absent when the payload
-is empty. Replies carry the request's id and begin with a u16 error code (the WSG status list).
-
-Data frames (id 0x00, device to host): u32 timestamp ms, u8 flags (bit0 RLE), then the texels row-major,
-either one u16 each or as RLE units (value = unit & 0x0FFF, repeat count = unit >> 12, 1..15).
-
-The codec is shared by the driver (`DsaClient`) and the simulated controller (`plas_ros.sim.dsa`); the tests
-pin it to frames written byte by byte from the layout above, so a symmetric bug cannot hide.
-"""
+"""The DSACON32 driver: `DsaClient` on a serial port (pyserial), over the codec of `protocol` (doc/dsa.md)."""
 import collections
-import enum
 import logging
 import os
 import struct
 import time
 
-import numpy as np
 import serial
 
-from plas_ros.config import section
-from plas_ros.hardware import framing
-from plas_ros.hardware.crc import crc16
-from plas_ros.hardware.finger import FINGER
-from plas_ros.hardware.framing import AGAIN, CRC_SIZE, HEADER_SIZE, PREAMBLE, Frame, PreambleScanner
-from plas_ros.hardware.wsg import Status, status_name
-
-MAX_PAYLOAD = 1024         # a 14 x 6 data frame is 173 bytes; a longer length field means garbage
-ROWS, COLS = FINGER.rows, FINGER.cols   # the WSG-DSA finger (config/robot.yaml finger) ...
-FULLSCALE = FINGER.full_scale           # ... its largest raw cell value ...
-TEXEL_SIZE_MM = FINGER.taxel_mm         # ... and its cell pitch
-ROBOT = section('robot.yaml', 'dsa')    # the driver's settings: their defaults here too
-RLE_MAX_VALUE = 0x0FFF
-RLE_MAX_COUNT = 0x0F
-MAX_FRAME_RATE = 1000      # frames/s the acquisition command accepts (u16 field; the serial line limits it first)
-ACQUIRE = 0x80             # acquisition flags
-RLE = 0x01
-DATA_HEADER = struct.Struct('<IB')   # timestamp ms, flags
+from plas_ros.hardware.dsa.protocol import (
+    COLS,
+    DATA_HEADER,
+    MAX_PAYLOAD,
+    ROBOT,
+    ROWS,
+    Command,
+    DsaError,
+    DsaLinkError,
+    DsaReplyError,
+    DsaTimeout,
+    FrameError,
+    FrameParser,
+    command_name,
+    encode_frame,
+    line_frame_rate,
+    pack_acquisition,
+    parse_data_frame,
+    reply_error,
+    unpack_controller_info,
+    unpack_matrix_info,
+    unpack_sensor_info,
+)
+from plas_ros.hardware.wsg import Status
 
 _LOG = logging.getLogger('plas_ros.dsa')
 
-
-class Command(enum.IntEnum):
-    DATA_FRAME = 0x00
-    CONTROLLER_INFO = 0x01
-    SENSOR_INFO = 0x02
-    ACQUISITION = 0x03
-    LOOP = 0x06
-    MATRIX_INFO = 0x0B
-
-
-def command_name(command):
-    return framing.command_name(Command, command)
-
-
-class DsaError(Exception):
-    """Something went wrong talking to the DSA controller; the text says what and where."""
-
-
-class DsaLinkError(DsaError):
-    """The serial link is down: the port is absent, cannot be opened, failed, or went silent."""
-
-
-class DsaTimeout(DsaError):
-    """The controller did not answer a request in time."""
-
-
-class DsaReplyError(DsaError):
-    """The controller answered a request with a non-zero error code."""
-
-    def __init__(self, command, status, port=''):
-        self.command = command
-        self.status = status
-        where = ' on %s' % port if port else ''
-        super().__init__('DSA %s failed%s: error %s' % (command_name(command), where, status_name(status)))
-
-
-class FrameError(DsaError, ValueError):
-    """Bytes that are not one valid frame, or a payload that does not match its command's layout."""
-
-
-DataFrame = collections.namedtuple('DataFrame', 'timestamp_ms cells rle')   # cells: (rows, cols) uint16
-ControllerInfo = collections.namedtuple(
-    'ControllerInfo', 'error serial_number hw_version sw_version status_flags feature_flags senscon_type '
-                      'active_interface can_baudrate can_id')
-SensorInfo = collections.namedtuple('SensorInfo', 'error matrices generated_by hw_revision serial_number '
-                                                  'feature_flags')
-MatrixInfo = collections.namedtuple('MatrixInfo', 'error texel_width texel_height cells_x cells_y')
-_CONTROLLER_INFO = struct.Struct('<HIBHBBBBIH')
-_SENSOR_INFO = struct.Struct('<HHHBIB')
-_MATRIX_INFO = struct.Struct('<HffHH')   # the documented prefix; the controller may append more fields
-_ACQUISITION = struct.Struct('<BH')
-
-
-# --------------------------------------------------------------------------------------------- frames
-
-def frame_crc(command, payload):
-    """The DSA CRC: over id, length and payload (not the preamble)."""
-    return crc16(struct.pack('<BH', command, len(payload)) + payload)
-
-
-def encode_frame(command, payload=b''):
-    payload = bytes(payload)
-    if not 0 <= int(command) <= 0xFF:
-        raise FrameError('command id %r does not fit in a byte' % (command,))
-    if len(payload) > 0xFFFF:
-        raise FrameError('payload of %d bytes does not fit the u16 length field' % len(payload))
-    frame = PREAMBLE + struct.pack('<BH', int(command), len(payload)) + payload
-    if payload:
-        frame += struct.pack('<H', frame_crc(int(command), payload))
-    return frame
-
-
-def frame_size(payload_length):
-    return HEADER_SIZE + payload_length + (CRC_SIZE if payload_length else 0)
-
-
-def decode_frame(data):
-    """Exactly one frame -> Frame; FrameError saying what is wrong otherwise."""
-    data = bytes(data)
-    if len(data) < HEADER_SIZE:
-        raise FrameError('frame of %d bytes is shorter than the %d-byte header' % (len(data), HEADER_SIZE))
-    if data[:3] != PREAMBLE:
-        raise FrameError('frame starts with %s, not the preamble aa aa aa' % data[:3].hex())
-    length = struct.unpack_from('<H', data, 4)[0]
-    if len(data) != frame_size(length):
-        raise FrameError('length field says %d payload bytes, so %d frame bytes, but there are %d'
-                         % (length, frame_size(length), len(data)))
-    if length and crc16(data[3:]) != 0:
-        raise FrameError('checksum error in %s frame (trailer %s, expected %04x)' % (
-            command_name(data[3]), data[-2:].hex(), frame_crc(data[3], data[HEADER_SIZE:-CRC_SIZE])))
-    return Frame(data[3], data[HEADER_SIZE:HEADER_SIZE + length])
-
-
-class FrameParser(PreambleScanner):
-    """Byte stream -> Frames. Skips garbage by resynchronising on the preamble and counts what it drops.
-
-    After a checksum failure only the first preamble byte is dropped and the search restarts, because the
-    'preamble' may have been garbage and a real frame may begin inside the bytes it seemed to cover. A
-    failed frame inside which another preamble starts is counted as truncated (the sender cut it short and
-    began the next frame), otherwise as a CRC error.
-    """
-
-    def __init__(self, max_payload=MAX_PAYLOAD):
-        super().__init__(max_payload, frame_size)
-        self.crc_errors = 0
-        self.truncated = 0
-
-    def counters(self):
-        return {'frames': self.frames, 'crc_errors': self.crc_errors, 'truncated': self.truncated,
-                'garbage_bytes': self.garbage_bytes}
-
-    def reset(self):
-        """Forget buffered bytes (the port was reopened); a frame left half-received counts as truncated."""
-        if self._buf.startswith(PREAMBLE):
-            self.truncated += 1
-            del self._buf[:]
-        self._skip(len(self._buf))
-
-    def _next_item(self):
-        candidate = self._candidate()
-        if candidate is None or candidate is AGAIN:
-            return candidate
-        raw, length = candidate
-        if length and crc16(raw[3:]) != 0:  # the DSA CRC skips the preamble and is absent without payload
-            if raw.find(PREAMBLE, 1) >= 0:
-                self.truncated += 1
-            else:
-                self.crc_errors += 1
-            self._skip(1)
-            return AGAIN
-        return self._accept(raw, length)
-
-
-# --------------------------------------------------------------------------------------------- RLE
-
-def rle_encode(values):
-    """Cells (any shape, row-major) -> RLE bytes: u16 LE units of value (12 bits) and count (1..15)."""
-    flat = np.asarray(values).reshape(-1)
-    if flat.size and (flat.min() < 0 or flat.max() > RLE_MAX_VALUE):
-        raise FrameError('RLE carries values 0..%d, got %d..%d' % (RLE_MAX_VALUE, flat.min(), flat.max()))
-    units = []
-    index = 0
-    while index < flat.size:
-        value = int(flat[index])
-        count = 1
-        while count < RLE_MAX_COUNT and index + count < flat.size and flat[index + count] == value:
-            count += 1
-        units.append((count << 12) | value)
-        index += count
-    return np.asarray(units, dtype='<u2').tobytes()
-
-
-def rle_decode(data, cell_count):
-    """RLE bytes -> exactly `cell_count` uint16 values; FrameError if the units do not add up to it."""
-    if len(data) % 2:
-        raise FrameError('RLE data of %d bytes is not a whole number of u16 units' % len(data))
-    units = np.frombuffer(bytes(data), dtype='<u2')
-    counts = (units >> 12).astype(np.int64)
-    if (counts == 0).any():
-        raise FrameError('RLE unit %d has a repeat count of 0' % int(np.argmax(counts == 0)))
-    total = int(counts.sum())
-    if total != cell_count:
-        raise FrameError('RLE units expand to %d cells, the matrix has %d' % (total, cell_count))
-    return np.repeat((units & RLE_MAX_VALUE).astype(np.uint16), counts)
-
-
-# --------------------------------------------------------------------------------------------- payloads
-
-def encode_data_frame(timestamp_ms, cells, rle=False):
-    """Payload of a data frame (id 0x00) for one matrix of raw cells."""
-    cells = np.asarray(cells)
-    if cells.size and (cells.min() < 0 or cells.max() > 0xFFFF):
-        raise FrameError('texel values must fit u16, got %d..%d' % (cells.min(), cells.max()))
-    header = DATA_HEADER.pack(int(timestamp_ms) & 0xFFFFFFFF, RLE if rle else 0)
-    body = rle_encode(cells) if rle else cells.astype('<u2').reshape(-1).tobytes()
-    return header + body
-
-
-def parse_data_frame(payload, rows, cols):
-    """Data frame payload -> DataFrame(timestamp_ms, cells (rows, cols) uint16, rle); FrameError if malformed."""
-    if len(payload) < DATA_HEADER.size:
-        raise FrameError('data frame of %d bytes is shorter than its %d-byte header'
-                         % (len(payload), DATA_HEADER.size))
-    timestamp, flags = DATA_HEADER.unpack_from(payload)
-    body = payload[DATA_HEADER.size:]
-    count = rows * cols
-    if flags & RLE:
-        values = rle_decode(body, count)
-    else:
-        if len(body) != 2 * count:
-            raise FrameError('uncompressed data frame has %d texel bytes, a %d x %d matrix needs %d'
-                             % (len(body), rows, cols, 2 * count))
-        values = np.frombuffer(body, dtype='<u2').astype(np.uint16)
-    return DataFrame(timestamp, values.reshape(rows, cols), bool(flags & RLE))
-
-
-def line_frame_rate(baudrate, rows=ROWS, cols=COLS):
-    """Uncompressed data frames per second a serial line carries (8N1: 10 bits a byte)."""
-    frame_bytes = frame_size(DATA_HEADER.size + 2 * rows * cols)
-    return baudrate / 10.0 / frame_bytes
-
-
-def pack_acquisition(frame_rate, rle=False):
-    """Start acquisition at frame_rate frames/s (0 stops)."""
-    frame_rate = int(frame_rate)
-    if not 0 <= frame_rate <= MAX_FRAME_RATE:
-        raise ValueError('frame rate must be 0..%d frames/s, got %d' % (MAX_FRAME_RATE, frame_rate))
-    flags = (ACQUIRE | (RLE if rle else 0)) if frame_rate else 0
-    return _ACQUISITION.pack(flags, frame_rate)
-
-
-def unpack_acquisition(payload):
-    """-> (acquire, rle, frame_rate); FrameError if it is not 3 bytes."""
-    if len(payload) != _ACQUISITION.size:
-        raise FrameError('acquisition request of %d bytes, expected %d' % (len(payload), _ACQUISITION.size))
-    flags, rate = _ACQUISITION.unpack(payload)
-    return bool(flags & ACQUIRE) and rate > 0, bool(flags & RLE), rate
-
-
-def pack_error(status, body=b''):
-    return struct.pack('<H', int(status)) + bytes(body)
-
-
-def reply_error(payload, command):
-    """The error code at the start of a reply (FrameError if there is none)."""
-    if len(payload) < 2:
-        raise FrameError('%s reply of %d bytes has no error code' % (command_name(command), len(payload)))
-    return struct.unpack_from('<H', payload)[0]
-
-
-def _unpack(layout, cls, payload, command):
-    if len(payload) < layout.size:
-        raise FrameError('%s reply of %d bytes, expected at least %d' % (command_name(command), len(payload),
-                                                                          layout.size))
-    return cls(*layout.unpack_from(payload))
-
-
-def pack_controller_info(info):
-    return _CONTROLLER_INFO.pack(*info)
-
-
-def unpack_controller_info(payload):
-    return _unpack(_CONTROLLER_INFO, ControllerInfo, payload, Command.CONTROLLER_INFO)
-
-
-def pack_sensor_info(info):
-    return _SENSOR_INFO.pack(*info)
-
-
-def unpack_sensor_info(payload):
-    return _unpack(_SENSOR_INFO, SensorInfo, payload, Command.SENSOR_INFO)
-
-
-def pack_matrix_info(info, extra=b''):
-    return _MATRIX_INFO.pack(*info) + bytes(extra)
-
-
-def unpack_matrix_info(payload):
-    return _unpack(_MATRIX_INFO, MatrixInfo, payload, Command.MATRIX_INFO)
-
-
-# --------------------------------------------------------------------------------------------- client
 
 class DsaClient:
     """The DSA controller on a serial port: set-up, acquisition and frames, reopening the port when it goes.
