@@ -4,12 +4,13 @@ Frame: `AA AA AA | id u8 | payload length u16 LE | payload | CRC u16 LE`. Unlike
 (plas_ros.hardware.crc) covers id, length and payload but not the preamble, and is absent when the payload
 is empty. Replies carry the request's id and begin with a u16 error code (the WSG status list).
 
-Data frames (id 0x00, device to host): u32 timestamp ms, u8 flags (bit0 RLE), then the texels row-major,
-either one u16 each or as RLE units (value = unit & 0x0FFF, repeat count = unit >> 12, 1..15).
+Data frames (id 0x00, device to host): u32 timestamp ms, u8 flags (bit0 RLE), then the texels of every
+matrix the controller drives, in matrix order, each matrix row-major, either one u16 each or as RLE units
+(value = unit & 0x0FFF, repeat count = unit >> 12, 1..15).
 
 The codec is shared by the driver (`plas_ros.hardware.dsa.client`) and the simulated controller
-(`plas_ros.sim.dsa`); the tests
-pin it to frames written byte by byte from the layout above, so a symmetric bug cannot hide.
+(`plas_ros.sim.dsa`); the tests pin it to frames written byte by byte from the layout above, so a symmetric bug
+cannot hide.
 """
 import collections
 import enum
@@ -35,6 +36,8 @@ MAX_FRAME_RATE = 1000      # frames/s the acquisition command accepts (u16 field
 ACQUIRE = 0x80             # acquisition flags
 RLE = 0x01
 DATA_HEADER = struct.Struct('<IB')   # timestamp ms, flags
+MAX_MATRICES = 256         # the matrix info request addresses a matrix with one byte
+LOOP_REPLY_FORMS = ('echo', 'error_code_prefixed')   # the loop reply is unverified (doc/dsa.md): either form
 
 
 class Command(enum.IntEnum):
@@ -83,9 +86,13 @@ ControllerInfo = collections.namedtuple(
 SensorInfo = collections.namedtuple('SensorInfo', 'error matrices generated_by hw_revision serial_number '
                                                   'feature_flags')
 MatrixInfo = collections.namedtuple('MatrixInfo', 'error texel_width texel_height cells_x cells_y')
-_CONTROLLER_INFO = struct.Struct('<HIBHBBBBIH')
+_CONTROLLER_INFO = struct.Struct('<HIBHBBBBIH')   # 19 bytes; the controller sends 18 (SDH dsa.cpp)
+CONTROLLER_INFO_SIZE = 18                         # what the controller sends ...
+CONTROLLER_INFO_SIZES = (CONTROLLER_INFO_SIZE, _CONTROLLER_INFO.size)   # ... and what a driver accepts
 _SENSOR_INFO = struct.Struct('<HHHBIB')
-_MATRIX_INFO = struct.Struct('<HffHH')   # the documented prefix; the controller may append more fields
+_MATRIX_INFO = struct.Struct('<HffHH')   # the prefix a driver needs; the controller appends more fields:
+_MATRIX_INFO_TAIL = struct.Struct('<6s2sB3f3ffB')   # uid, reserved, hw revision, centre, theta, fullscale, flags
+MATRIX_INFO_SIZE = _MATRIX_INFO.size + _MATRIX_INFO_TAIL.size   # 52 bytes in all (SDH dsa.h, sMatrixInfo)
 _ACQUISITION = struct.Struct('<BH')
 
 
@@ -205,35 +212,48 @@ def rle_decode(data, cell_count):
 # --------------------------------------------------------------------------------------------- payloads
 
 def encode_data_frame(timestamp_ms, cells, rle=False):
-    """Payload of a data frame (id 0x00) for one matrix of raw cells."""
-    cells = np.asarray(cells)
-    if cells.size and (cells.min() < 0 or cells.max() > 0xFFFF):
-        raise FrameError('texel values must fit u16, got %d..%d' % (cells.min(), cells.max()))
+    """Payload of a data frame (id 0x00): `cells` is one matrix of raw cells, or a list of matrices (all the
+    controller's, in matrix order); RLE runs over the texels of all matrices as one sequence."""
+    matrices = [np.asarray(m) for m in cells] if isinstance(cells, (list, tuple)) else [np.asarray(cells)]
+    flat = np.concatenate([m.reshape(-1) for m in matrices]) if matrices else np.zeros(0, dtype=np.int64)
+    if flat.size and (flat.min() < 0 or flat.max() > 0xFFFF):
+        raise FrameError('texel values must fit u16, got %d..%d' % (flat.min(), flat.max()))
     header = DATA_HEADER.pack(int(timestamp_ms) & 0xFFFFFFFF, RLE if rle else 0)
-    body = rle_encode(cells) if rle else cells.astype('<u2').reshape(-1).tobytes()
+    body = rle_encode(flat) if rle else flat.astype('<u2').tobytes()
     return header + body
 
 
-def parse_data_frame(payload, rows, cols):
-    """Data frame payload -> DataFrame(timestamp_ms, cells (rows, cols) uint16, rle); FrameError if malformed."""
+def parse_data_frames(payload, shapes):
+    """Data frame payload -> one DataFrame(timestamp_ms, cells (rows, cols) uint16, rle) per matrix of `shapes`
+    ((rows, cols) each, in matrix order): the frame carries all matrices' cells. FrameError if malformed."""
     if len(payload) < DATA_HEADER.size:
         raise FrameError('data frame of %d bytes is shorter than its %d-byte header'
                          % (len(payload), DATA_HEADER.size))
     timestamp, flags = DATA_HEADER.unpack_from(payload)
     body = payload[DATA_HEADER.size:]
-    count = rows * cols
+    shapes = [(int(rows), int(cols)) for rows, cols in shapes]
+    count = sum(rows * cols for rows, cols in shapes)
     if flags & RLE:
         values = rle_decode(body, count)
     else:
         if len(body) != 2 * count:
-            raise FrameError('uncompressed data frame has %d texel bytes, a %d x %d matrix needs %d'
-                             % (len(body), rows, cols, 2 * count))
+            raise FrameError('uncompressed data frame has %d texel bytes; its matrices (%s) need %d' % (
+                len(body), ' + '.join('%d x %d' % shape for shape in shapes) or 'none', 2 * count))
         values = np.frombuffer(body, dtype='<u2').astype(np.uint16)
-    return DataFrame(timestamp, values.reshape(rows, cols), bool(flags & RLE))
+    frames, start = [], 0
+    for rows, cols in shapes:
+        frames.append(DataFrame(timestamp, values[start:start + rows * cols].reshape(rows, cols), bool(flags & RLE)))
+        start += rows * cols
+    return frames
+
+
+def parse_data_frame(payload, rows, cols):
+    """Data frame payload of a controller with one rows x cols matrix -> DataFrame; FrameError if malformed."""
+    return parse_data_frames(payload, [(rows, cols)])[0]
 
 
 def line_frame_rate(baudrate, rows=ROWS, cols=COLS):
-    """Uncompressed data frames per second a serial line carries (8N1: 10 bits a byte)."""
+    """Uncompressed data frames per second a serial line carries (8N1: 10 bits a byte) for rows x cols cells."""
     frame_bytes = frame_size(DATA_HEADER.size + 2 * rows * cols)
     return baudrate / 10.0 / frame_bytes
 
@@ -273,12 +293,21 @@ def _unpack(layout, cls, payload, command):
     return cls(*layout.unpack_from(payload))
 
 
-def pack_controller_info(info):
-    return _CONTROLLER_INFO.pack(*info)
+def pack_controller_info(info, size=CONTROLLER_INFO_SIZE):
+    """The controller info reply: the 19-byte structure, cut to the 18 bytes the controller sends (SDH dsa.cpp:
+    "the controller sends only 18 bytes although 19 are expected"), so can_id has only its low byte."""
+    if size not in CONTROLLER_INFO_SIZES:
+        raise ValueError('controller info is %s bytes, not %r' % (' or '.join(map(str, CONTROLLER_INFO_SIZES)), size))
+    return _CONTROLLER_INFO.pack(*info)[:size]
 
 
 def unpack_controller_info(payload):
-    return _unpack(_CONTROLLER_INFO, ControllerInfo, payload, Command.CONTROLLER_INFO)
+    """18 bytes (what the controller sends; can_id is then its low byte only) or the full 19 -> ControllerInfo."""
+    payload = bytes(payload)
+    if len(payload) not in CONTROLLER_INFO_SIZES:
+        raise FrameError('%s reply of %d bytes, expected %s' % (
+            command_name(Command.CONTROLLER_INFO), len(payload), ' or '.join(map(str, CONTROLLER_INFO_SIZES))))
+    return ControllerInfo(*_CONTROLLER_INFO.unpack(payload.ljust(_CONTROLLER_INFO.size, b'\x00')))
 
 
 def pack_sensor_info(info):
@@ -290,8 +319,37 @@ def unpack_sensor_info(payload):
 
 
 def pack_matrix_info(info, extra=b''):
+    """The documented prefix of a matrix info reply, then `extra` (see matrix_info_tail)."""
     return _MATRIX_INFO.pack(*info) + bytes(extra)
+
+
+def matrix_info_tail(uid=bytes(6), hw_revision=1, center=(0.0, 0.0, 0.0), theta=(0.0, 0.0, 0.0),
+                     fullscale=FULLSCALE, feature_flags=0):
+    """The fields after the prefix (SDH dsa.h sMatrixInfo): uid[6], reserved[2], u8 hw revision, f32 centre
+    x/y/z, f32 theta x/y/z, f32 fullscale, u8 feature flags; with the prefix, a 52-byte reply."""
+    return _MATRIX_INFO_TAIL.pack(bytes(uid), bytes(2), hw_revision, *center, *theta, float(fullscale),
+                                  feature_flags)
 
 
 def unpack_matrix_info(payload):
     return _unpack(_MATRIX_INFO, MatrixInfo, payload, Command.MATRIX_INFO)
+
+
+def pack_loop_reply(data, form):
+    """The controller's reply to a loop request carrying `data`, in one of LOOP_REPLY_FORMS (unverified)."""
+    if form == 'echo':
+        return bytes(data)
+    if form == 'error_code_prefixed':
+        return pack_error(0, data)
+    raise ValueError('loop reply form must be one of %s, got %r' % (', '.join(LOOP_REPLY_FORMS), form))
+
+
+def parse_loop_reply(reply, sent):
+    """(form, error code) of a reply to a loop request that carried `sent`: ('echo', None) for a bare echo,
+    ('error_code_prefixed', code) for a u16 error code then the echo; None if the reply is neither."""
+    reply, sent = bytes(reply), bytes(sent)
+    if reply == sent:
+        return 'echo', None
+    if len(reply) == len(sent) + 2 and reply[2:] == sent:
+        return 'error_code_prefixed', struct.unpack_from('<H', reply)[0]
+    return None

@@ -4,7 +4,18 @@
 transport, a pseudo-terminal with a link path (`DsaSimulator`); `cli`: `python -m plas_ros.sim.dsa`. It speaks
 through the codec `plas_ros.hardware.dsa.protocol`, never through the driver's client.
 """
-from plas_ros.sim.dsa.device import PATTERN_MODULUS, DsaDevice, PatternSource, boot_garbage_chunk, pattern_frame
+from plas_ros.sim.dsa.device import (
+    PATTERN_MODULUS,
+    TERMINAL_QUERY,
+    TWIN,
+    DsaDevice,
+    DsaTwinConfig,
+    PatternSource,
+    boot_garbage_chunk,
+    idle_frame,
+    pattern_frame,
+)
 from plas_ros.sim.dsa.pty import DsaSimulator
 
-__all__ = ['PATTERN_MODULUS', 'DsaDevice', 'DsaSimulator', 'PatternSource', 'boot_garbage_chunk', 'pattern_frame']
+__all__ = ['PATTERN_MODULUS', 'TERMINAL_QUERY', 'TWIN', 'DsaDevice', 'DsaSimulator', 'DsaTwinConfig', 'PatternSource',
+           'boot_garbage_chunk', 'idle_frame', 'pattern_frame']

@@ -4,21 +4,49 @@
 returns the frames the controller answers with, `poll()` returns what the controller sends by itself (boot
 garbage, data frames) by the injected `clock`, and `power_on()` starts a new boot. `plas_ros.sim.dsa.pty` puts
 it on a pseudo-terminal. It speaks the protocol through `plas_ros.hardware.dsa.protocol` only, never the
-driver's client.
+driver's client. Its options and their defaults: config/sim_dsa.yaml.
+
+As the real controller, after public sources (doc/dsa.md): the controller info reply is 18 bytes; it drives
+several matrices (sensor info says how many, matrix info describes each, a data frame carries them all in
+matrix order); a boot takes seconds, with stray bytes and the terminal-presence query first; the loop reply is
+either form (unverified, `loop_reply`).
 """
+import dataclasses
 import logging
 import random
-import struct
 import time
 
 import numpy as np
 
+from plas_ros.config import load_section
 from plas_ros.hardware.dsa import protocol as dsa
 from plas_ros.hardware.wsg import Status
 
+
+@dataclasses.dataclass(frozen=True)
+class DsaTwinConfig:
+    boot_seconds: float          # from power-on until it answers
+    loop_reply: str              # one of protocol.LOOP_REPLY_FORMS
+    controller_info_size: int    # 18 (as observed) or 19 (the structure)
+    matrices: int                # finger-sized matrices on the controller
+    contact_matrix: int          # the one fed by the frame source
+    idle_fraction: float         # share of an idle matrix's cells with noise ...
+    idle_max: int                # ... of 1..idle_max
+    serial_number: int
+    sw_version: int
+    seed: int
+    reopen_delay: float          # the command line's SIGUSR1 (cli)
+
+
+TWIN = load_section(DsaTwinConfig, 'sim_dsa.yaml', 'dsa')
 _LOG = logging.getLogger('plas_ros.sim.dsa')
 PATTERN_MODULUS = dsa.FULLSCALE + 1
 GARBAGE_PERIOD = 0.05      # s between two chunks of boot garbage
+# SDH dsa.cpp: after power-up the controller sends the "detect terminal presence" code ESC [ 5 n three times
+# within 0.82 s, about 7 s after power-up, and accepts commands after about 8 s. Here: the same times, scaled
+# to the boot's length (7/8 of it, then 0.41 and 0.82 s of 8 s later).
+TERMINAL_QUERY = b'\x1b[5n'
+TERMINAL_QUERY_AT = (7.0 / 8.0, 7.41 / 8.0, 7.82 / 8.0)
 
 
 def pattern_frame(n, rows=dsa.ROWS, cols=dsa.COLS):
@@ -52,20 +80,52 @@ def boot_garbage_chunk(rng):
     return rng.choice(choices)
 
 
-class DsaDevice:
-    """The controller: answers requests, boots, streams data frames. Not thread-safe (its host locks it)."""
+def idle_frame(rng, rows, cols, fraction=TWIN.idle_fraction, largest=TWIN.idle_max):
+    """A matrix that touches nothing: zeros, and a little noise (1..largest) on a `fraction` of the cells."""
+    noisy = rng.random((rows, cols)) < fraction
+    return np.where(noisy, rng.integers(1, largest + 1, (rows, cols)), 0).astype(np.uint16)
 
-    def __init__(self, frame_source=None, rows=dsa.ROWS, cols=dsa.COLS, boot_seconds=1.0, boot_garbage=False,
-                 seed=0, serial_number=0x00D5A032, clock=time.monotonic):
-        self.rows, self.cols = int(rows), int(cols)
+
+class DsaDevice:
+    """The controller: answers requests, boots, streams data frames. Not thread-safe (its host locks it).
+
+    `matrices` finger-sized matrices (rows x cols), or `shapes` [(rows, cols), ...] for matrices of other sizes;
+    `frame_source()` feeds matrix `contact_matrix` (its (rows, cols) array per frame), the others read
+    `idle_frame`. With `boot_garbage`, each power-on is a boot of `boot_seconds`: stray bytes and the terminal
+    query, no answer to anything. `loop_reply`: the form of the loop reply; `controller_info_size`: 18 or 19.
+    """
+
+    def __init__(self, frame_source=None, rows=dsa.ROWS, cols=dsa.COLS, matrices=TWIN.matrices,
+                 contact_matrix=TWIN.contact_matrix, shapes=None, boot_seconds=TWIN.boot_seconds, boot_garbage=False,
+                 loop_reply=TWIN.loop_reply, controller_info_size=TWIN.controller_info_size, seed=TWIN.seed,
+                 serial_number=TWIN.serial_number, sw_version=TWIN.sw_version, clock=time.monotonic):
+        self.shapes = [(int(r), int(c)) for r, c in shapes] if shapes is not None else [(int(rows), int(cols))] * int(
+            matrices)
+        if len(self.shapes) > dsa.MAX_MATRICES or any(r < 1 or c < 1 for r, c in self.shapes):
+            raise ValueError('DSA twin: %d matrices of %s; a controller has at most %d, each at least 1 x 1'
+                             % (len(self.shapes), self.shapes, dsa.MAX_MATRICES))
+        self.contact_matrix = int(contact_matrix)
+        if self.shapes and not 0 <= self.contact_matrix < len(self.shapes):
+            raise ValueError('DSA twin: contact_matrix %d is not one of its %d matrices (0..%d)'
+                             % (self.contact_matrix, len(self.shapes), len(self.shapes) - 1))
+        if loop_reply not in dsa.LOOP_REPLY_FORMS:
+            raise ValueError('DSA twin: loop_reply must be one of %s, got %r' % (', '.join(dsa.LOOP_REPLY_FORMS),
+                                                                                loop_reply))
+        if controller_info_size not in dsa.CONTROLLER_INFO_SIZES:
+            raise ValueError('DSA twin: controller_info_size must be 18 or 19, got %r' % (controller_info_size,))
+        self.rows, self.cols = self.shapes[self.contact_matrix] if self.shapes else (int(rows), int(cols))
         self.frame_source = frame_source or PatternSource(self.rows, self.cols)
         self.boot_seconds = float(boot_seconds)
         self.boot_garbage = bool(boot_garbage)
-        self.serial_number = serial_number
+        self.loop_reply = loop_reply
+        self.controller_info_size = int(controller_info_size)
+        self.serial_number = int(serial_number)
+        self.sw_version = int(sw_version)
         self.clock = clock
         self.counts = {'frames_sent': 0, 'crc_errors': 0, 'garbage_bytes': 0, 'unknown_commands': 0,
                        'requests': 0, 'source_errors': 0}
         self._rng = random.Random(seed)
+        self._idle_rng = np.random.default_rng(seed)
         self._faults = []
         self.power_on()
 
@@ -79,6 +139,7 @@ class DsaDevice:
         self._period = 0.0
         self._booted_at = self.clock()
         self._next_frame = self._next_garbage = self._booted_at
+        self._queries = [self._booted_at + f * self.boot_seconds for f in TERMINAL_QUERY_AT]
 
     @property
     def acquiring(self):
@@ -92,7 +153,7 @@ class DsaDevice:
         """Seconds until poll() has something to send (0: now), or None when only a request would change that."""
         now = self.clock()
         if self.booting:
-            return max(0.0, self._next_garbage - now)
+            return max(0.0, min([self._next_garbage] + self._queries) - now)
         if self._acquiring:
             return max(0.0, self._next_frame - now)
         return None
@@ -127,13 +188,18 @@ class DsaDevice:
         return replies
 
     def poll(self):
-        """What the controller sends by itself now (a list of bytes): boot garbage, or a data frame when due."""
+        """What the controller sends by itself now (a list of bytes): boot garbage and the terminal query while
+        it boots, then a data frame whenever one is due."""
         now = self.clock()
         if self.booting:
-            if now < self._next_garbage:
-                return []
-            self._next_garbage = now + GARBAGE_PERIOD
-            return [boot_garbage_chunk(self._rng)]
+            out = []
+            while self._queries and self._queries[0] <= now:
+                self._queries.pop(0)
+                out.append(TERMINAL_QUERY)
+            if now >= self._next_garbage:
+                self._next_garbage = now + GARBAGE_PERIOD
+                out.append(boot_garbage_chunk(self._rng))
+            return out
         if self._acquiring and now >= self._next_frame:
             frame = self._data_frame(now)
             return [frame] if frame is not None else []
@@ -148,7 +214,7 @@ class DsaDevice:
             dsa.Command.SENSOR_INFO: self._sensor_info,
             dsa.Command.MATRIX_INFO: self._matrix_info,
             dsa.Command.ACQUISITION: self._acquisition,
-            dsa.Command.LOOP: lambda body: body,
+            dsa.Command.LOOP: lambda body: dsa.pack_loop_reply(body, self.loop_reply),
         }.get(command)
         if handler is None:
             self.counts['unknown_commands'] += 1
@@ -159,24 +225,27 @@ class DsaDevice:
         if payload:
             return dsa.pack_error(Status.NO_PARAM_EXPECTED)
         return dsa.pack_controller_info(dsa.ControllerInfo(
-            error=0, serial_number=self.serial_number, hw_version=1, sw_version=0x0263, status_flags=0,
-            feature_flags=0, senscon_type=0, active_interface=1, can_baudrate=0, can_id=0))
+            error=0, serial_number=self.serial_number, hw_version=1, sw_version=self.sw_version,
+            status_flags=0x80 | (0x40 if self._acquiring else 0), feature_flags=0x10, senscon_type=1,
+            active_interface=0, can_baudrate=0, can_id=0), size=self.controller_info_size)
 
     def _sensor_info(self, payload):
         if payload:
             return dsa.pack_error(Status.NO_PARAM_EXPECTED)
-        return dsa.pack_sensor_info(dsa.SensorInfo(error=0, matrices=1, generated_by=0, hw_revision=1,
-                                                   serial_number=self.serial_number, feature_flags=0))
+        return dsa.pack_sensor_info(dsa.SensorInfo(error=0, matrices=len(self.shapes), generated_by=0,
+                                                   hw_revision=1, serial_number=self.serial_number, feature_flags=0))
 
     def _matrix_info(self, payload):
         if len(payload) != 1:
             return dsa.pack_error(Status.NOT_ENOUGH_PARAMS if not payload else Status.FORMAT_ERROR)
-        if payload[0] != 0:
+        index = payload[0]
+        if index >= len(self.shapes):
             return dsa.pack_error(Status.INDEX_OUT_OF_BOUNDS)
+        rows, cols = self.shapes[index]
         info = dsa.MatrixInfo(error=0, texel_width=dsa.TEXEL_SIZE_MM, texel_height=dsa.TEXEL_SIZE_MM,
-                              cells_x=self.cols, cells_y=self.rows)
-        # the real reply goes on (uid, hardware revision, fullscale...): a driver must tolerate the extra bytes
-        return dsa.pack_matrix_info(info, extra=bytes(8) + struct.pack('<BH', 1, dsa.FULLSCALE))
+                              cells_x=cols, cells_y=rows)
+        # the whole 52-byte structure: a driver reads the prefix and must tolerate the rest
+        return dsa.pack_matrix_info(info, extra=dsa.matrix_info_tail(uid=bytes([0xD5, 0xA0, 0, 0, 0, index])))
 
     def _acquisition(self, payload):
         try:
@@ -208,12 +277,17 @@ class DsaDevice:
         return cells
 
     def _data_frame(self, now):
+        """All matrices' cells in matrix order: the source's on the contact matrix, idle ones elsewhere."""
         self._next_frame = max(self._next_frame + self._period, now)   # keep the rate, never burst to catch up
-        cells = self._next_cells()
-        if cells is None:
-            return None
+        matrices = []
+        if self.shapes:
+            cells = self._next_cells()
+            if cells is None:
+                return None
+            matrices = [cells if i == self.contact_matrix else idle_frame(self._idle_rng, rows, cols)
+                        for i, (rows, cols) in enumerate(self.shapes)]
         stamp = int((now - self._booted_at) * 1000.0)
-        frame = bytearray(dsa.encode_frame(dsa.Command.DATA_FRAME, dsa.encode_data_frame(stamp, cells, self._rle)))
+        frame = bytearray(dsa.encode_frame(dsa.Command.DATA_FRAME, dsa.encode_data_frame(stamp, matrices, self._rle)))
         fault = self._faults.pop(0) if self._faults else None
         if fault == 'corrupt':
             frame[dsa.HEADER_SIZE + 2] ^= 0x5A

@@ -13,7 +13,6 @@ import threading
 import time
 import tty
 
-from plas_ros.hardware.dsa import protocol as dsa
 from plas_ros.sim.dsa.device import DsaDevice
 
 _LOG = logging.getLogger('plas_ros.sim.dsa')
@@ -23,12 +22,11 @@ IDLE_WAIT = 0.05           # s the serving thread waits for the host when the de
 class DsaSimulator:
     """The DSA controller on a pty. Thread-based: start() returns once the pty exists; stop() ends it.
 
-    The keyword arguments go to `DsaDevice` (the controller's behaviour)."""
+    The keyword arguments go to `DsaDevice` (the controller's behaviour: matrices, boot, loop reply, ...; their
+    defaults in config/sim_dsa.yaml)."""
 
-    def __init__(self, frame_source=None, rows=dsa.ROWS, cols=dsa.COLS, boot_seconds=1.0, seed=0,
-                 serial_number=0x00D5A032, clock=time.monotonic):
-        self.device = DsaDevice(frame_source=frame_source, rows=rows, cols=cols, boot_seconds=boot_seconds,
-                                seed=seed, serial_number=serial_number, clock=clock)
+    def __init__(self, frame_source=None, **device_options):
+        self.device = DsaDevice(frame_source=frame_source, **device_options)
         self.link = None
         self.path = None
         self._link_counts = {'dropped_frames': 0, 'reopens': 0}
