@@ -199,8 +199,8 @@ def test_the_driver_clients_defaults_are_the_robot_files():
         return {n: p.default for n, p in inspect.signature(cls).parameters.items() if p.default is not p.empty}
     wsg, dsa, arm = defaults(WsgClient), defaults(DsaClient), defaults(InteraArm)
     assert (wsg['port'], wsg['timeout']) == (robot['wsg']['port'], robot['wsg']['timeout'])
-    assert {k: dsa[k] for k in ('baudrate', 'timeout', 'frame_rate', 'rle', 'boot_timeout')} == {
-        k: robot['dsa'][k] for k in ('baudrate', 'timeout', 'frame_rate', 'rle', 'boot_timeout')}
+    assert {k: dsa[k] for k in ('baudrate', 'timeout', 'frame_rate', 'rle', 'matrix', 'boot_timeout')} == {
+        k: robot['dsa'][k] for k in ('baudrate', 'timeout', 'frame_rate', 'rle', 'matrix', 'boot_timeout')}
     assert {k: arm[k] for k in ('limb', 'joint_speed', 'end_point', 'move_timeout')} == {
         k: robot['arm'][k] for k in ('limb', 'joint_speed', 'end_point', 'move_timeout')}
     assert defaults(WrenchMedianFilter)['window'] == robot['arm']['wrench_median_window']

@@ -1,4 +1,11 @@
-"""The DSACON32 driver: `DsaClient` on a serial port (pyserial), over the codec of `protocol` (doc/dsa.md)."""
+"""The DSACON32 driver: `DsaClient` on a serial port (pyserial), over the codec of `protocol` (doc/dsa.md).
+
+At each connection it waits out the controller's boot (repeating a loop request until it is answered, in either
+of the two possible reply forms), stops any acquisition left running, reads the controller info (18 bytes, or
+19), the sensor info (how many matrices) and every matrix's info, checks the configured matrix against the
+expected shape, and starts acquisition. Each data frame carries all matrices' cells; the client returns the
+configured matrix's.
+"""
 import collections
 import logging
 import os
@@ -10,6 +17,7 @@ import serial
 from plas_ros.hardware.dsa.protocol import (
     COLS,
     DATA_HEADER,
+    MAX_MATRICES,
     MAX_PAYLOAD,
     ROBOT,
     ROWS,
@@ -24,7 +32,8 @@ from plas_ros.hardware.dsa.protocol import (
     encode_frame,
     line_frame_rate,
     pack_acquisition,
-    parse_data_frame,
+    parse_data_frames,
+    parse_loop_reply,
     reply_error,
     unpack_controller_info,
     unpack_matrix_info,
@@ -39,16 +48,21 @@ class DsaClient:
     """The DSA controller on a serial port: set-up, acquisition and frames, reopening the port when it goes.
 
     `read_frame()` is the whole loop a driver needs: it (re)opens the port when needed (with backoff between
-    attempts), flushes boot garbage, queries the matrix, starts acquisition and returns the next valid data
-    frame, or None when none came within the timeout. Corrupt, truncated and malformed frames are counted and
-    skipped, never returned. `connect()` does the set-up once and raises DsaError saying what failed.
-    Not thread-safe: one thread drives a client.
+    attempts), flushes boot garbage, queries the matrices, starts acquisition and returns the next valid data
+    frame of matrix `matrix` (0-based, in the controller's matrix order), or None when none came within the
+    timeout. Corrupt, truncated and malformed frames are counted and skipped, never returned. `connect()` does
+    the set-up once and raises DsaError saying what failed. `abort()`, if given, ends a wait for a booting
+    controller early (a node passes rospy.is_shutdown). Not thread-safe: one thread drives a client.
     """
 
     def __init__(self, port, baudrate=ROBOT['baudrate'], timeout=ROBOT['timeout'], frame_rate=ROBOT['frame_rate'],
-                 rle=ROBOT['rle'], shape=(ROWS, COLS), boot_timeout=ROBOT['boot_timeout'], backoff=(0.1, 2.0),
-                 stale_after=None, log=None):
+                 rle=ROBOT['rle'], shape=(ROWS, COLS), matrix=ROBOT['matrix'], boot_timeout=ROBOT['boot_timeout'],
+                 backoff=(0.1, 2.0), stale_after=None, log=None, abort=None):
         self.port = port
+        self.matrix = int(matrix)
+        if not 0 <= self.matrix < MAX_MATRICES:
+            raise ValueError('DSA matrix must be 0..%d (a controller addresses its matrices with one byte), got %d'
+                             % (MAX_MATRICES - 1, self.matrix))
         self.baudrate = int(baudrate)
         self.timeout = float(timeout)
         self.frame_rate = int(frame_rate)
@@ -58,12 +72,16 @@ class DsaClient:
         self.backoff = (float(backoff[0]), float(backoff[1]))
         self.stale_after = float(stale_after) if stale_after else max(1.0, 10.0 / max(self.frame_rate, 1))
         self._log = log or (lambda level, text: _LOG.log(level, text))
+        self._abort = abort or (lambda: False)
         pack_acquisition(self.frame_rate, self.rle)   # refuse a bad rate now, not at every reconnection
         # the longest frame expected is an uncompressed data frame: a tighter bound resyncs faster after garbage
         self.parser = FrameParser(max(64, DATA_HEADER.size + 2 * self.shape[0] * self.shape[1]) if self.shape
                                   else MAX_PAYLOAD)
         self.serial = None
-        self.matrix = None
+        self.controller = None     # ControllerInfo, SensorInfo and one MatrixInfo per matrix, from the last set-up
+        self.sensor = None
+        self.matrices = []
+        self.loop_reply = None     # the loop reply form the controller used: 'echo' or 'error_code_prefixed'
         self.acquiring = False
         self.counts = collections.Counter()
         self._frames = collections.deque(maxlen=64)
@@ -79,12 +97,24 @@ class DsaClient:
         return self.serial is not None and self.acquiring
 
     @property
+    def matrix_info_used(self):
+        """The MatrixInfo of the configured matrix (None before a set-up)."""
+        return self.matrices[self.matrix] if self.matrix < len(self.matrices) else None
+
+    @property
     def rows(self):
-        return self.matrix.cells_y if self.matrix else None
+        info = self.matrix_info_used
+        return info.cells_y if info else None
 
     @property
     def cols(self):
-        return self.matrix.cells_x if self.matrix else None
+        info = self.matrix_info_used
+        return info.cells_x if info else None
+
+    @property
+    def shapes(self):
+        """(rows, cols) of every matrix, in the order of the data frame."""
+        return [(info.cells_y, info.cells_x) for info in self.matrices]
 
     def stats(self):
         """Counters: frames, crc_errors, truncated, garbage_bytes (parser); bad_frames, reconnects, ..."""
@@ -223,18 +253,36 @@ class DsaClient:
         self._frames.clear()
 
     def wait_boot(self):
-        """Loop until the controller echoes (it may be booting and sending garbage)."""
+        """Repeat a loop request until the controller answers (it may be booting and sending garbage for
+        seconds); returns the reply form. The form of the DSACON32's loop reply is unverified (doc/dsa.md): a
+        bare echo and a u16 error code followed by the echo are both accepted."""
         deadline = time.monotonic() + self.boot_timeout
-        token = b'plas_ros'
+        token = b'plas_ros'   # does not start with 00 00, so the two forms cannot be mistaken for each other
+        tries = odd = 0
         while True:
+            tries += 1
             try:
-                if self.loop(token, timeout=min(0.3, self.timeout)) == token:
-                    return
+                reply = self.loop(token, timeout=min(0.3, self.timeout))
             except DsaTimeout:
-                pass
+                reply = None
+            if reply is not None:
+                form = parse_loop_reply(reply, token)
+                if form is None:
+                    odd += 1
+                    self.counts['bad_loop_replies'] += 1
+                    self._log(logging.WARNING, 'DSA %s: loop reply %s is neither the echo of %s nor an error code '
+                              'and the echo; ignored' % (self.port, reply[:32].hex(), token.hex()))
+                elif form[1]:
+                    raise DsaReplyError(Command.LOOP, form[1], self.port)
+                else:
+                    self.loop_reply = form[0]
+                    return form[0]
+            if self._abort():
+                raise DsaTimeout('DSA on %s: stopped waiting for the controller to boot' % self.port)
             if time.monotonic() >= deadline:
-                raise DsaTimeout('DSA on %s did not answer a loop request within %.1f s (still booting? wrong '
-                                 'port or baud rate?)' % (self.port, self.boot_timeout))
+                raise DsaTimeout('DSA on %s did not answer a loop request within %.1f s (%d tries%s; still booting? '
+                                 'wrong port or baud rate?)' % (self.port, self.boot_timeout, tries,
+                                                               ', %d odd replies' % odd if odd else ''))
 
     def connect(self):
         """Open the port, wait out the boot, query the matrix and start acquisition; DsaError if any fails."""
@@ -243,24 +291,47 @@ class DsaClient:
             self.wait_boot()
             self.stop_acquisition()   # it may still stream for a previous host
             self._frames.clear()
-            self.matrix = self._check_matrix(self.matrix_info(0))
+            self.controller = self.controller_info()
+            self.sensor = self.sensor_info()
+            self.matrices = self._check_matrices([self.matrix_info(i) for i in range(self._matrix_count())])
+            # the longest frame now expected: an uncompressed data frame of all matrices
+            self.parser.max_payload = max(64, DATA_HEADER.size + 2 * self._cells())
             self.start_acquisition()
         except DsaError:
             self._close_port()
             raise
-        self._log(logging.INFO, 'DSA %s: %d x %d matrix, acquiring at %d frames/s%s' % (
-            self.port, self.rows, self.cols, self.frame_rate, ' with RLE' if self.rle else ''))
-        capacity = line_frame_rate(self.baudrate, self.rows, self.cols)
+        self._log(logging.INFO, 'DSA %s: controller %08X (firmware %d, loop reply: %s), %d matrices (%s), '
+                  'publishing matrix %d (%d x %d), acquiring at %d frames/s%s' % (
+                      self.port, self.controller.serial_number, self.controller.sw_version, self.loop_reply,
+                      len(self.matrices), ', '.join('%d x %d' % shape for shape in self.shapes), self.matrix,
+                      self.rows, self.cols, self.frame_rate, ' with RLE' if self.rle else ''))
+        capacity = line_frame_rate(self.baudrate, self._cells(), 1)
         if self.frame_rate > capacity:
             self._log(logging.WARNING, 'DSA %s: %d baud carries about %.0f uncompressed frames/s; at %d frames/s '
                       'the controller will drop frames%s' % (self.port, self.baudrate, capacity, self.frame_rate,
                                                              '' if self.rle else ' (try rle)'))
 
-    def _check_matrix(self, info):
+    def _matrix_count(self):
+        count = self.sensor.matrices
+        if count == 0 or count <= self.matrix or count > MAX_MATRICES:
+            raise DsaError('DSA on %s reports %d sensor matrices; matrix %d is configured (0-based), so it needs '
+                           '%s' % (self.port, count, self.matrix, 'at least %d' % (self.matrix + 1)
+                                   if count <= self.matrix else '1..%d' % MAX_MATRICES))
+        return count
+
+    def _cells(self):
+        return sum(rows * cols for rows, cols in self.shapes)
+
+    def _check_matrices(self, infos):
+        info = infos[self.matrix]
         if self.shape and (info.cells_y, info.cells_x) != self.shape:
-            raise DsaError('DSA on %s reports a %d x %d matrix (rows x cols), expected %d x %d'
-                           % (self.port, info.cells_y, info.cells_x, self.shape[0], self.shape[1]))
-        return info
+            raise DsaError('DSA on %s reports a %d x %d matrix (rows x cols) as matrix %d, expected %d x %d'
+                           % (self.port, info.cells_y, info.cells_x, self.matrix, self.shape[0], self.shape[1]))
+        cells = sum(i.cells_x * i.cells_y for i in infos)
+        if DATA_HEADER.size + 2 * cells > 0xFFFF:
+            raise DsaError('DSA on %s reports matrices of %d cells in all, more than a data frame carries'
+                           % (self.port, cells))
+        return infos
 
     def _try_connect(self):
         """One (re)connection attempt if the backoff allows it; True when connected."""
@@ -316,7 +387,7 @@ class DsaClient:
     def _decode(self, frame):
         self._last_frame = time.monotonic()
         try:
-            return parse_data_frame(frame.payload, self.rows, self.cols)
+            return parse_data_frames(frame.payload, self.shapes)[self.matrix]
         except FrameError as exc:
             self.counts['bad_frames'] += 1
             self._log(logging.WARNING, 'DSA %s: skipped a malformed data frame: %s' % (self.port, exc))
