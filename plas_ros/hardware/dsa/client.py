@@ -285,7 +285,8 @@ class DsaClient:
                                                                ', %d odd replies' % odd if odd else ''))
 
     def connect(self):
-        """Open the port, wait out the boot, query the matrix and start acquisition; DsaError if any fails."""
+        """Open the port, wait out the boot, read the controller, sensor and matrix infos, check the configured
+        matrix and start acquisition; DsaError saying what failed."""
         self.open()
         try:
             self.wait_boot()
