@@ -4,5 +4,5 @@ from setuptools import setup
 
 setup(**generate_distutils_setup(packages=[
     'plas_ros', 'plas_ros.algos', 'plas_ros.data', 'plas_ros.env',
-    'plas_ros.hardware', 'plas_ros.sim', 'plas_ros.nodes',
+    'plas_ros.hardware', 'plas_ros.hardware.dsa', 'plas_ros.sim', 'plas_ros.sim.dsa', 'plas_ros.nodes',
 ], package_dir={'': '.'}))

@@ -7,13 +7,12 @@ The protocol: doc/dsa.md.
 import rospy
 from std_msgs.msg import Bool
 
-from plas_ros.hardware.dsa import COLS, ROWS, DsaClient
+from plas_ros.hardware.dsa.client import DsaClient
+from plas_ros.hardware.dsa.protocol import COLS, ROWS
 from plas_ros.msg import TactileFrame
 from plas_ros.nodes.params import node_params, ros_log
 
 _ERROR_COUNTERS = ('crc_errors', 'truncated', 'bad_frames', 'link_losses')
-
-
 
 
 class DsaNode:
@@ -69,10 +68,15 @@ def main():
     port, frame_rate = p['port'], p['frame_rate']
     if frame_rate <= 0:
         raise SystemExit('dsa_driver: ~frame_rate must be positive, got %r' % frame_rate)
-    client = DsaClient(port, baudrate=p['baudrate'], timeout=p['timeout'], frame_rate=frame_rate, rle=p['rle'],
-                       shape=(p['rows'], p['cols']), boot_timeout=p['boot_timeout'], log=ros_log)
+    try:
+        client = DsaClient(port, baudrate=p['baudrate'], timeout=p['timeout'], frame_rate=frame_rate, rle=p['rle'],
+                           shape=(p['rows'], p['cols']), matrix=p['matrix'], boot_timeout=p['boot_timeout'],
+                           log=ros_log, abort=rospy.is_shutdown)
+    except ValueError as exc:
+        raise SystemExit('dsa_driver: %s' % exc) from None
     node = DsaNode(client, frame_id=p['frame_id'])
-    rospy.loginfo('dsa_driver: DSA on %s, %d frames/s%s', port, frame_rate, ' with RLE' if client.rle else '')
+    rospy.loginfo('dsa_driver: DSA on %s, matrix %d (%d x %d expected), %d frames/s%s', port, client.matrix,
+                  p['rows'], p['cols'], frame_rate, ' with RLE' if client.rle else '')
     try:
         while not rospy.is_shutdown():
             node.spin_once()

@@ -59,7 +59,7 @@ class SimWorld:
 
     def start(self, wsg_port=0, arm_port=0, dsa_link=None):
         """Start all three devices; returns (wsg_port, arm_port, dsa_path)."""
-        from plas_ros.sim.dsa import DsaSimulator  # the device twins are imported only when a world runs
+        from plas_ros.sim.dsa.pty import DsaSimulator  # the device twins are imported only when a world runs
         from plas_ros.sim.wsg import WsgSimulator
         try:
             self.arm_server = SimArmServer(self.arm)

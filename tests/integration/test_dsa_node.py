@@ -1,7 +1,8 @@
 """dsa_driver against the simulated controller (a separate process on a real pty), read through rospy.
 
 The node starts before the simulator (the port is absent at first), publishes frames equal to the simulator's
-deterministic pattern, and reports a closed-and-reopened pty as connected false, then true.
+deterministic pattern, and reports a closed-and-reopened pty as connected false, then true. With several
+matrices it publishes the one its `matrix` parameter names, and refuses one the controller does not have.
 """
 import signal
 import sys
@@ -13,7 +14,7 @@ from tests.helpers.tree import script
 
 def check_pattern(msg):
     """The frame number n the message claims (cell 0), after checking every cell against pattern_frame(n)."""
-    from plas_ros.sim.dsa import pattern_frame
+    from plas_ros.sim.dsa.device import pattern_frame
     assert (msg.rows, msg.cols, len(msg.data)) == (14, 6, 84)
     n = msg.data[0]
     assert list(msg.data) == pattern_frame(n).reshape(-1).tolist(), 'frame %d differs from the pattern' % n
@@ -55,6 +56,57 @@ def test_dsa_node_against_the_simulator(rospy_node, processes, tmp_path):
             check_pattern(msg)
         assert [m.data for m in connected.snapshot()] == [False, True, False, True]
         assert node.running() and sim.running(), digest(node.output)
+    finally:
+        frames.sub.unregister()
+        connected.sub.unregister()
+
+
+def test_dsa_node_publishes_the_configured_matrix(rospy_node, processes, tmp_path):
+    """A controller with three matrices (the cloth on matrix 1) that prefixes its loop reply with an error code:
+    the node publishes matrix 1 (the `matrix` parameter), whose cells are the pattern."""
+    from std_msgs.msg import Bool
+
+    from plas_ros.msg import TactileFrame
+    rospy = rospy_node
+    link = str(tmp_path / 'dsa')
+    frames = TopicLog(rospy, '/dsa3/frame', TactileFrame)
+    connected = TopicLog(rospy, '/dsa3/connected', Bool)
+    sim = processes([sys.executable, '-m', 'plas_ros.sim.dsa', '--link', link, '--matrices', '3',
+                     '--contact-matrix', '1', '--loop-reply', 'error_code_prefixed', '--boot-garbage',
+                     '--boot-seconds', '1.0'], name='dsa_sim')
+    node = processes([script('dsa_node'), '__ns:=/dsa3', '__name:=dsa_driver', '_port:=%s' % link,
+                      '_frame_rate:=50', '_matrix:=1'], name='dsa_node')
+    try:
+        wait_for(lambda: len(frames.snapshot()) >= 20, 30, what='20 frames on /dsa3/frame\n' + digest(node.output))
+        numbers = [check_pattern(m) for m in frames.snapshot()]
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), 'frames lost: %s' % numbers
+        assert connected.snapshot()[-1].data is True
+        assert 'loop reply: error_code_prefixed' in node.output and '3 matrices' in node.output, digest(node.output)
+        assert node.running() and sim.running()
+    finally:
+        frames.sub.unregister()
+        connected.sub.unregister()
+
+
+def test_dsa_node_refuses_a_matrix_the_controller_does_not_have(rospy_node, processes, tmp_path):
+    """`matrix` 2 on a controller with two matrices: a clear error naming both values, repeated while it runs;
+    connected stays false and nothing is published."""
+    from std_msgs.msg import Bool
+
+    from plas_ros.msg import TactileFrame
+    rospy = rospy_node
+    link = str(tmp_path / 'dsa')
+    frames = TopicLog(rospy, '/dsa2/frame', TactileFrame)
+    connected = TopicLog(rospy, '/dsa2/connected', Bool)
+    processes([sys.executable, '-m', 'plas_ros.sim.dsa', '--link', link, '--matrices', '2'], name='dsa_sim')
+    node = processes([script('dsa_node'), '__ns:=/dsa2', '__name:=dsa_driver', '_port:=%s' % link,
+                      '_matrix:=2'], name='dsa_node')
+    try:
+        message = 'reports 2 sensor matrices; matrix 2 is configured (0-based), so it needs at least 3'
+        wait_for(lambda: node.output.count(message) >= 2, 30, what='the error, twice\n' + digest(node.output))
+        wait_for(lambda: connected.snapshot(), 10, what='/dsa2/connected')
+        assert [m.data for m in connected.snapshot()] == [False] and not frames.snapshot()
+        assert node.running(), digest(node.output)
     finally:
         frames.sub.unregister()
         connected.sub.unregister()

@@ -154,7 +154,7 @@ def test_shared_values_have_one_owner_and_every_user_reads_it():
     from plas_ros.collect.policies import load_collect_config
     from plas_ros.env import layout
     from plas_ros.env.config import load_env_config
-    from plas_ros.hardware import dsa
+    from plas_ros.hardware.dsa import protocol as dsa
     from plas_ros.sim.cloth import load_cloth_config
     env, expert, cloth = load_env_config(), load_collect_config().expert, load_cloth_config()
     finger = load_yaml('robot.yaml')['finger']
@@ -189,7 +189,7 @@ def test_the_driver_clients_defaults_are_the_robot_files():
     import inspect
 
     from plas_ros.hardware.arm import WrenchMedianFilter
-    from plas_ros.hardware.dsa import DsaClient
+    from plas_ros.hardware.dsa.client import DsaClient
     from plas_ros.hardware.intera_arm import InteraArm
     from plas_ros.hardware.wsg import WsgClient
     from plas_ros.sim.arm import SimArmClient
@@ -199,8 +199,8 @@ def test_the_driver_clients_defaults_are_the_robot_files():
         return {n: p.default for n, p in inspect.signature(cls).parameters.items() if p.default is not p.empty}
     wsg, dsa, arm = defaults(WsgClient), defaults(DsaClient), defaults(InteraArm)
     assert (wsg['port'], wsg['timeout']) == (robot['wsg']['port'], robot['wsg']['timeout'])
-    assert {k: dsa[k] for k in ('baudrate', 'timeout', 'frame_rate', 'rle', 'boot_timeout')} == {
-        k: robot['dsa'][k] for k in ('baudrate', 'timeout', 'frame_rate', 'rle', 'boot_timeout')}
+    assert {k: dsa[k] for k in ('baudrate', 'timeout', 'frame_rate', 'rle', 'matrix', 'boot_timeout')} == {
+        k: robot['dsa'][k] for k in ('baudrate', 'timeout', 'frame_rate', 'rle', 'matrix', 'boot_timeout')}
     assert {k: arm[k] for k in ('limb', 'joint_speed', 'end_point', 'move_timeout')} == {
         k: robot['arm'][k] for k in ('limb', 'joint_speed', 'end_point', 'move_timeout')}
     assert defaults(WrenchMedianFilter)['window'] == robot['arm']['wrench_median_window']

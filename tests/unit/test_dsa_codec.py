@@ -1,20 +1,12 @@
 """DSA codec: frames written byte by byte from doc/dsa.md (protocol), the CRC variant, RLE, the parser."""
+import struct
+
 import numpy as np
 import pytest
 
-from plas_ros.hardware import dsa
 from plas_ros.hardware.crc import crc16
-
-
-def le16(value):
-    return bytes([value & 0xFF, value >> 8])
-
-
-def hand_frame(command, payload):
-    """A frame assembled from the documented layout: preamble, id, u16 LE length, payload, CRC over id..payload."""
-    covered = bytes([command]) + le16(len(payload)) + payload
-    return b'\xaa\xaa\xaa' + covered + (le16(crc16(covered)) if payload else b'')
-
+from plas_ros.hardware.dsa import protocol as dsa
+from tests.helpers.dsa import hand_frame, le16
 
 # ------------------------------------------------------------------ framing and the CRC variant
 
@@ -99,7 +91,7 @@ def test_malformed_data_frames_are_refused():
         dsa.parse_data_frame(bytes(4) + b'\x01' + le16(0x0005) + le16(0xF000) * 5 + le16(0x9000), 14, 6)
     with pytest.raises(dsa.FrameError, match='whole number'):
         dsa.parse_data_frame(bytes(4) + b'\x01\x00', 14, 6)
-    with pytest.raises(dsa.FrameError, match='needs 168'):
+    with pytest.raises(dsa.FrameError, match=r'matrices \(14 x 6\) need 168'):
         dsa.parse_data_frame(bytes(5) + bytes(166), 14, 6)
     with pytest.raises(dsa.FrameError, match='shorter'):
         dsa.parse_data_frame(b'\x00\x01', 14, 6)
@@ -163,3 +155,71 @@ def test_parser_drops_an_impossible_length():
     parser = dsa.FrameParser()
     frames = parser.feed(b'\xaa\xaa\xaa\x00\xff\xff' + hand_frame(0x06, b'ok'))
     assert frames == [(0x06, b'ok')]
+
+
+# ------------------------------------------------------------------ as the real controller sends them
+
+def test_controller_info_is_18_bytes_and_19_are_accepted():
+    # SDH dsa.cpp: "the controller sends only 18 bytes although 19 are expected"; the structure: u16 error,
+    # u32 serial, u8 hw, u16 sw, u8 status flags, u8 features, u8 senscon type, u8 interface, u32 CAN baud,
+    # u16 CAN id. Of 18 bytes the last (can_id's high byte) is missing.
+    nineteen = (le16(0) + bytes([0x32, 0xA0, 0xD5, 0x00]) + b'\x01' + le16(288) + b'\xc0\x10\x01\x00'
+                + bytes([0x40, 0x42, 0x0F, 0x00]) + le16(0x0123))
+    assert len(nineteen) == 19
+    info = dsa.unpack_controller_info(nineteen)
+    assert (info.serial_number, info.sw_version, info.status_flags, info.can_baudrate, info.can_id) == (
+        0x00D5A032, 288, 0xC0, 1000000, 0x0123)
+    short = dsa.unpack_controller_info(nineteen[:18])
+    assert short._replace(can_id=0) == info._replace(can_id=0) and short.can_id == 0x23
+    assert dsa.pack_controller_info(info) == nineteen[:18]
+    assert dsa.pack_controller_info(info, size=19) == nineteen
+    for size in (2, 17, 20):
+        with pytest.raises(dsa.FrameError, match='CONTROLLER_INFO .* reply of %d bytes, expected 18 or 19' % size):
+            dsa.unpack_controller_info(nineteen.ljust(20, b'\x00')[:size])
+
+
+def test_matrix_info_is_the_52_byte_structure():
+    # SDH dsa.h sMatrixInfo: u16 error, f32 texel width, f32 texel height, u16 cells x, u16 cells y, uid[6],
+    # reserved[2], u8 hw revision, f32 centre x/y/z, f32 theta x/y/z, f32 fullscale, u8 feature flags
+    info = dsa.MatrixInfo(0, 3.4, 3.4, 6, 14)
+    reply = dsa.pack_matrix_info(info, extra=dsa.matrix_info_tail(uid=b'ABCDEF', hw_revision=7, fullscale=3895.0))
+    assert len(reply) == dsa.MATRIX_INFO_SIZE == 52
+    assert reply[10:14] == le16(6) + le16(14) and reply[14:20] == b'ABCDEF' and reply[22] == 7
+    assert struct.unpack_from('<f', reply, 47)[0] == 3895.0 and reply[51] == 0
+    assert dsa.unpack_matrix_info(reply) == info._replace(texel_width=pytest.approx(3.4),
+                                                          texel_height=pytest.approx(3.4))
+
+
+def test_one_data_frame_carries_every_matrix_in_matrix_order():
+    # two matrices, 2 x 3 then 1 x 2: 8 cells after the 5-byte header
+    cells = [11, 12, 13, 21, 22, 23, 91, 92]
+    payload = le16(0x0064) + le16(0) + b'\x00' + b''.join(le16(v) for v in cells)
+    first, second = dsa.parse_data_frames(payload, [(2, 3), (1, 2)])
+    assert first.cells.tolist() == [[11, 12, 13], [21, 22, 23]] and second.cells.tolist() == [[91, 92]]
+    assert first.timestamp_ms == second.timestamp_ms == 100
+    assert dsa.encode_data_frame(100, [np.array(cells[:6]).reshape(2, 3), np.array([[91, 92]])]) == payload
+    with pytest.raises(dsa.FrameError, match=r'matrices \(2 x 3 \+ 2 x 2\) need 20'):
+        dsa.parse_data_frames(payload, [(2, 3), (2, 2)])
+    # RLE runs over the matrices as one sequence: a run may cross from one matrix into the next
+    rle = le16(0) + le16(0) + b'\x01' + le16(0x5007) + le16(0x3000)     # 7 x 5, 0 x 3
+    first, second = dsa.parse_data_frames(rle, [(2, 3), (1, 2)])
+    assert first.cells.reshape(-1).tolist() == [7] * 5 + [0] and second.cells.tolist() == [[0, 0]]
+    assert dsa.encode_data_frame(0, [first.cells, second.cells], rle=True) == rle
+    assert dsa.parse_data_frames(le16(0) + le16(0) + b'\x00', []) == []   # a controller with no matrix
+
+
+@pytest.mark.parametrize('form, reply', [('echo', b'ping'), ('error_code_prefixed', b'\x00\x00ping')])
+def test_loop_reply_forms(form, reply):
+    # unverified (doc/dsa.md): a bare echo, or a u16 error code then the echo
+    assert dsa.pack_loop_reply(b'ping', form) == reply
+    assert dsa.parse_loop_reply(reply, b'ping') == (form, None if form == 'echo' else 0)
+    assert dsa.decode_frame(hand_frame(0x06, reply)) == (0x06, reply)
+
+
+def test_loop_replies_that_are_neither_form():
+    assert dsa.parse_loop_reply(b'\x0e\x00', b'ping') is None           # an error code alone (unknown command)
+    assert dsa.parse_loop_reply(b'pong', b'ping') is None
+    assert dsa.parse_loop_reply(b'\x00\x00pin', b'ping') is None
+    assert dsa.parse_loop_reply(b'\x10\x00ping', b'ping') == ('error_code_prefixed', 16)
+    with pytest.raises(ValueError, match='echo, error_code_prefixed'):
+        dsa.pack_loop_reply(b'x', 'status')

@@ -1,45 +1,18 @@
 """The simulated DSA controller over its real pseudo-terminal, spoken to byte by byte (no client)."""
 import os
-import select
 import struct
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
 
-from plas_ros.hardware import dsa
 from plas_ros.hardware.crc import crc16
-from plas_ros.sim.dsa import DsaSimulator, pattern_frame
-
-
-class RawPort:
-    """The host end of the pty, opened like a serial device; frames decoded by the codec's parser."""
-
-    def __init__(self, path):
-        self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
-        self.parser = dsa.FrameParser()
-        self.frames = []
-
-    def send(self, data):
-        os.write(self.fd, data)
-
-    def next_frame(self, command, timeout=3.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for i, frame in enumerate(self.frames):
-                if frame.command == command:
-                    del self.frames[:i + 1]
-                    return frame.payload
-            if select.select([self.fd], [], [], 0.05)[0]:
-                self.frames += self.parser.feed(os.read(self.fd, 4096))
-        raise AssertionError('no %s frame within %.1f s' % (dsa.command_name(command), timeout))
-
-    def request(self, command, payload=b''):
-        self.send(dsa.encode_frame(command, payload))
-        return self.next_frame(command)
-
-    def close(self):
-        os.close(self.fd)
+from plas_ros.hardware.dsa import protocol as dsa
+from plas_ros.sim.dsa.device import TERMINAL_QUERY, TWIN, pattern_frame
+from plas_ros.sim.dsa.pty import DsaSimulator
+from tests.helpers.dsa import RawPort, hand_frame
 
 
 @pytest.fixture
@@ -122,22 +95,97 @@ def test_a_bad_frame_source_sends_nothing(tmp_path):
         sim.stop()
 
 
-def test_boot_garbage_then_answers(tmp_path):
-    sim = DsaSimulator(boot_seconds=0.5)
+def test_boot_takes_its_time_with_stray_bytes_and_the_terminal_query(tmp_path):
+    sim = DsaSimulator(boot_seconds=1.5)
     sim.start(link=str(tmp_path / 'dsa'), boot_garbage=True)
+    started = time.monotonic()
     port = RawPort(str(tmp_path / 'dsa'))
     try:
-        time.sleep(0.2)
-        assert select.select([port.fd], [], [], 1.0)[0] and os.read(port.fd, 4096)   # noise while booting
         answer = None
-        for _ in range(40):
+        while answer is None and time.monotonic() - started < 5.0:    # repeat a request until it is answered
             port.send(dsa.encode_frame(dsa.Command.LOOP, b'hi'))
             try:
                 answer = port.next_frame(dsa.Command.LOOP, timeout=0.1)
-                break
             except AssertionError:
                 pass
         assert answer == b'hi' and not sim.booting
+        assert time.monotonic() - started >= 1.5 - 0.05
+        assert bytes(port.received).count(TERMINAL_QUERY) == 3 and b'\xaa\xaa' in port.received
+        assert sim.counts['requests'] >= 1 and sim.counts['garbage_bytes'] == 0
     finally:
         port.close()
         sim.stop()
+
+
+def test_controller_info_is_18_bytes_on_the_line(sim_port):
+    _, port = sim_port
+    port.send(b'\xaa\xaa\xaa\x01\x00\x00')
+    port.next_frame(dsa.Command.CONTROLLER_INFO)
+    start = bytes(port.received).index(b'\xaa\xaa\xaa\x01')
+    assert port.received[start + 4:start + 6] == b'\x12\x00'          # length 18
+    info = dsa.unpack_controller_info(bytes(port.received[start + 6:start + 24]))
+    assert info.error == 0 and info.serial_number == TWIN.serial_number
+
+
+@pytest.mark.parametrize('form, expected', [('echo', b'ping'), ('error_code_prefixed', b'\x00\x00ping')])
+def test_loop_reply_in_either_form_on_the_line(tmp_path, form, expected):
+    sim = DsaSimulator(loop_reply=form)
+    sim.start(link=str(tmp_path / 'dsa'))
+    port = RawPort(str(tmp_path / 'dsa'))
+    try:
+        port.send(hand_frame(0x06, b'ping'))
+        assert port.next_frame(dsa.Command.LOOP) == expected
+        assert hand_frame(0x06, expected) in port.received
+    finally:
+        port.close()
+        sim.stop()
+
+
+def test_several_matrices_on_the_line(tmp_path):
+    shapes = [(14, 6), (13, 6), (14, 6), (13, 6)]
+    sim = DsaSimulator(shapes=shapes, contact_matrix=2)
+    sim.start(link=str(tmp_path / 'dsa'))
+    port = RawPort(str(tmp_path / 'dsa'))
+    try:
+        assert dsa.unpack_sensor_info(port.request(dsa.Command.SENSOR_INFO)).matrices == 4
+        infos = [dsa.unpack_matrix_info(port.request(dsa.Command.MATRIX_INFO, bytes([i]))) for i in range(4)]
+        assert [(i.cells_y, i.cells_x) for i in infos] == shapes
+        assert port.request(dsa.Command.ACQUISITION, dsa.pack_acquisition(50)) == b'\x00\x00'
+        for _ in range(3):
+            payload = port.next_frame(dsa.Command.DATA_FRAME)
+            assert len(payload) == 5 + 2 * sum(r * c for r, c in shapes)
+            cells = np.frombuffer(payload[5:], dtype='<u2')
+            contact = cells[84 + 78:84 + 78 + 84].reshape(14, 6)       # matrix 2 follows matrices 0 and 1
+            assert np.array_equal(contact, pattern_frame(int(contact[0, 0])))
+            idle = np.concatenate([cells[:84 + 78], cells[84 + 78 + 84:]])
+            assert idle.max() <= TWIN.idle_max
+    finally:
+        port.close()
+        sim.stop()
+
+
+def test_the_command_line_twin_with_its_options(tmp_path):
+    link = str(tmp_path / 'dsa')
+    proc = subprocess.Popen([sys.executable, '-m', 'plas_ros.sim.dsa', '--link', link, '--matrices', '2',
+                             '--contact-matrix', '1', '--loop-reply', 'error_code_prefixed',
+                             '--controller-info-size', '19'], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith('DSA simulator on /dev/pts/') and link in line, line
+        port = RawPort(link)
+        try:
+            assert port.request(dsa.Command.LOOP, b'up') == b'\x00\x00up'
+            assert len(port.request(dsa.Command.CONTROLLER_INFO)) == 19
+            assert dsa.unpack_sensor_info(port.request(dsa.Command.SENSOR_INFO)).matrices == 2
+        finally:
+            port.close()
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+
+
+def test_the_twin_does_not_load_the_driver():
+    code = ('import sys, plas_ros.sim.dsa, plas_ros.sim.dsa.cli; '
+            'print(sorted(m for m in sys.modules if m.startswith("plas_ros.hardware.dsa") or m == "serial"))')
+    out = subprocess.run([sys.executable, '-c', code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "['plas_ros.hardware.dsa', 'plas_ros.hardware.dsa.protocol']"

@@ -1,0 +1,6 @@
+"""python -m plas_ros.sim.dsa: the simulated DSACON32 controller on a pseudo-terminal (plas_ros.sim.dsa.cli)."""
+import sys
+
+from plas_ros.sim.dsa.cli import main
+
+sys.exit(main())
