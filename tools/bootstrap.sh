@@ -14,8 +14,9 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 DEBIAN_ROS_PACKAGES="python3-rospy python3-roslaunch python3-rosbag python3-rostest python3-rosunit
  python3-rostopic python3-rosnode python3-rosmsg python3-rosservice rosbash python3-std-msgs
- python3-geometry-msgs python3-sensor-msgs python3-std-srvs python3-genpy ros-std-msgs ros-geometry-msgs
- ros-sensor-msgs ros-std-srvs python3-venv catkin ros-message-generation ros-message-runtime
+ python3-geometry-msgs python3-sensor-msgs python3-std-srvs python3-genpy python3-tf2-ros python3-tf2-msgs
+ ros-std-msgs ros-geometry-msgs ros-sensor-msgs ros-std-srvs python3-venv catkin ros-message-generation
+ ros-message-runtime
  libstd-msgs-dev libgeometry-msgs-dev libsensor-msgs-dev libstd-srvs-dev"
 
 install_ros() {

@@ -1,59 +1,78 @@
-"""arm_driver: the Sawyer (or the simulated arm) as a ROS node: tip pose, wrench and tip moves.
+"""arm_driver: the Sawyer (or the simulated arm) as a ROS node: tip pose, tip frame on tf, wrench and tip moves.
 
-Topics, services and parameters: README.md, section arm_driver. The intera calls: doc/arm_and_sim.md.
+Topics, services, tf frames and parameters: README.md, section arm_driver. The intera calls: doc/arm_and_sim.md.
 """
 import threading
 
 import rospy
-from geometry_msgs.msg import PoseStamped, WrenchStamped
+import tf2_ros
+from geometry_msgs.msg import PoseStamped, TransformStamped, WrenchStamped
 from std_srvs.srv import Trigger, TriggerResponse
 
 from plas_ros.hardware.arm import ArmError, SafetyBox, WrenchMedianFilter, pitch_to_quaternion
 from plas_ros.nodes.params import node_params, run_at
 from plas_ros.srv import TipMove, TipMoveResponse
 
+TIP = ('tip_offset', 'reference_orientation', 'pitch_range_deg', 'pitch_step_max_deg')
+
 
 def make_arm(p):
     """The Arm the parameters (config/robot.yaml arm) ask for: the simulated arm over TCP, or the real Sawyer
     over intera."""
+    tip = {name: p[name] for name in TIP}
     if p['sim']:
         if not p['sim_port']:
             raise SystemExit('%s: parameter ~sim_port is required with ~sim' % rospy.get_name())
         from plas_ros.sim.arm import SimArmClient
-        return SimArmClient(p['sim_host'], p['sim_port'], timeout=p['sim_timeout'])
+        return SimArmClient(p['sim_host'], p['sim_port'], timeout=p['sim_timeout'], tip_x=p['tip_x'], **tip)
     from plas_ros.hardware.intera_arm import InteraArm
     box = SafetyBox(p['safety_box_low'], p['safety_box_high'])
-    return InteraArm(box, tip_x=p['tip_x'], limb=p['limb'], joint_speed=p['joint_speed'], end_point=p['end_point'],
-                     move_timeout=p['move_timeout'], start_waypoints=p['start_waypoints'])
+    return InteraArm(box, tip_x=p['tip_x'], limb=p['limb'], joint_speed=p['joint_speed'],
+                     move_timeout=p['move_timeout'], joint_tolerance=p['joint_tolerance'], ik_timeout=p['ik_timeout'],
+                     start_waypoints=p['start_waypoints'], **tip)
 
 
 class ArmNode:
-    def __init__(self, arm, frame_id, window):
+    def __init__(self, arm, frame_id, tip_frame_id, window):
         self.arm = arm
         self.frame_id = frame_id
+        self.tip_frame_id = tip_frame_id
         self.filter = WrenchMedianFilter(window)
         self.read_errors = 0
+        self.move_errors = 0
         self._filter_lock = threading.Lock()
         self.pose_pub = rospy.Publisher('tip_pose', PoseStamped, queue_size=10)
         self.wrench_pub = rospy.Publisher('wrench', WrenchStamped, queue_size=10)
-        rospy.Service('move_tip', TipMove, self.on_move_tip)
-        rospy.Service('move_to_start', Trigger, self.on_move_to_start)
+        self.tf = tf2_ros.TransformBroadcaster()
+        self._services = [rospy.Service('move_tip', TipMove, self.on_move_tip),
+                          rospy.Service('move_to_start', Trigger, self.on_move_to_start)]
+
+    def close(self):
+        """Withdraw the services and topics (the node's process ends anyway; for a node hosted in a test)."""
+        for service in self._services:
+            service.shutdown()
+        self.pose_pub.unregister()
+        self.wrench_pub.unregister()
 
     def _restart_filter(self):
         # Readings from before a move describe another contact: the next median uses only new ones.
         with self._filter_lock:
             self.filter.clear()
 
+    def _failed(self, what, exc):
+        self.move_errors += 1
+        rospy.logerr('arm_driver: %s failed (%d failed moves so far): %s', what, self.move_errors, exc)
+        return str(exc)
+
     def on_move_tip(self, req):
         try:
             result = self.arm.move_tip(req.dy, req.dz, req.dpitch)
         except (ArmError, ValueError) as exc:
-            rospy.logerr('arm_driver: move_tip(dy=%.4f, dz=%.4f, dpitch=%.2f) failed: %s',
-                         req.dy, req.dz, req.dpitch, exc)
-            return TipMoveResponse(success=False, message=str(exc), clipped=False, tip_pose=[])
+            message = self._failed('move_tip(dy=%g, dz=%g, dpitch=%g)' % (req.dy, req.dz, req.dpitch), exc)
+            return TipMoveResponse(success=False, message=message, clipped=False, tip_pose=[])
         finally:
             self._restart_filter()
-        message = 'target clipped to the safety box' if result.clipped else ''
+        message = 'target clipped to the safety box or the pitch range' if result.clipped else ''
         return TipMoveResponse(success=True, message=message, clipped=result.clipped,
                                tip_pose=[float(v) for v in result.pose])
 
@@ -61,8 +80,7 @@ class ArmNode:
         try:
             pose = self.arm.move_to_start()
         except (ArmError, ValueError) as exc:
-            rospy.logerr('arm_driver: move_to_start failed: %s', exc)
-            return TriggerResponse(success=False, message=str(exc))
+            return TriggerResponse(success=False, message=self._failed('move_to_start', exc))
         finally:
             self._restart_filter()
         return TriggerResponse(success=True, message='at start: y=%.3f z=%.3f m, pitch %.1f deg'
@@ -71,13 +89,14 @@ class ArmNode:
     def publish_once(self):
         stamp = rospy.Time.now()
         try:
-            pose = self.arm.tip_pose()
+            tip = self.arm.tip_reading()
             wrench = self.arm.wrench()
         except (ArmError, ValueError) as exc:
             self.read_errors += 1
             rospy.logwarn_throttle(5.0, 'arm_driver: reading the arm failed (%d so far): %s' % (self.read_errors, exc))
             return
-        self._publish_pose(pose, stamp)
+        self._publish_pose(tip, stamp)
+        self._publish_tip_frame(tip, stamp)
         with self._filter_lock:
             self.filter.add(wrench)
             full = self.filter.full
@@ -85,15 +104,25 @@ class ArmNode:
         if full:
             self._publish_wrench(median, stamp)
 
-    def _publish_pose(self, pose, stamp):
+    def _publish_pose(self, tip, stamp):
         msg = PoseStamped()
         msg.header.stamp = stamp
         msg.header.frame_id = self.frame_id
-        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in pose[:3])
-        q = pitch_to_quaternion(pose[3])
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in tip.position)
+        q = pitch_to_quaternion(tip.pitch)  # the pitch, encoded as a rotation about x (the env decodes it)
         msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z, msg.pose.orientation.w = (
             float(v) for v in q)
         self.pose_pub.publish(msg)
+
+    def _publish_tip_frame(self, tip, stamp):
+        msg = TransformStamped()
+        msg.header.stamp = stamp
+        msg.header.frame_id = self.frame_id
+        msg.child_frame_id = self.tip_frame_id
+        t, r = msg.transform.translation, msg.transform.rotation
+        t.x, t.y, t.z = (float(v) for v in tip.position)
+        r.x, r.y, r.z, r.w = (float(v) for v in tip.orientation)
+        self.tf.sendTransform(msg)
 
     def _publish_wrench(self, wrench, stamp):
         msg = WrenchStamped()
@@ -112,8 +141,9 @@ def main():
     except (ArmError, ValueError) as exc:
         rospy.logfatal('arm_driver: %s', exc)
         raise SystemExit(1) from exc
-    node = ArmNode(arm, p['frame_id'], p['wrench_median_window'])
+    node = ArmNode(arm, p['frame_id'], p['tip_frame_id'], p['wrench_median_window'])
     hz = p['rate']
-    rospy.loginfo('arm_driver: up (%s arm), publishing at %.0f Hz', 'simulated' if p['sim'] else 'Sawyer', hz)
+    rospy.loginfo('arm_driver: up (%s arm), publishing at %.0f Hz, tip frame %s -> %s', 'simulated' if p['sim']
+                  else 'Sawyer', hz, p['frame_id'], p['tip_frame_id'])
     run_at(hz, node.publish_once)
     arm.close()

@@ -96,23 +96,25 @@ class Watch:
 
 
 class ArmMoves:
-    """Taps the simulated arm's move_tip (the call the arm driver makes for every step): when, and how far."""
+    """Taps the simulated arm's move_hand (the call the arm driver makes for every step): when, and how far the
+    tip was sent."""
 
     def __init__(self, arm):
         self.lock = threading.Lock()
-        self.moves = []  # (wall time, dy, dz)
-        move_tip = arm.move_tip
+        self.moves = []  # (wall time, dy, dz) of the tip
+        move_hand = arm.move_hand
 
-        def tapped(dy, dz, dpitch=0.0):
+        def tapped(position, orientation):
+            tip, now = arm.tip_frame.tip_from_hand(position, orientation), arm.tip_pose()
             with self.lock:
-                self.moves.append((time.time(), dy, dz))
-            return move_tip(dy, dz, dpitch)
-        arm.move_tip = tapped
+                self.moves.append((time.time(), tip[1] - now[1], tip[2] - now[2]))
+            return move_hand(position, orientation)
+        arm.move_hand = tapped
 
     def slides_between(self, start, end):
         """Horizontal moves (policy steps; the grasp calibration moves only vertically) in (start, end)."""
         with self.lock:
-            return [m for m in self.moves if start < m[0] < end and m[1] != 0.0]
+            return [m for m in self.moves if start < m[0] < end and abs(m[1]) > 1e-9]
 
 
 class Stack:

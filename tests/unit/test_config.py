@@ -201,8 +201,11 @@ def test_the_driver_clients_defaults_are_the_robot_files():
     assert (wsg['port'], wsg['timeout']) == (robot['wsg']['port'], robot['wsg']['timeout'])
     assert {k: dsa[k] for k in ('baudrate', 'timeout', 'frame_rate', 'rle', 'matrix', 'boot_timeout')} == {
         k: robot['dsa'][k] for k in ('baudrate', 'timeout', 'frame_rate', 'rle', 'matrix', 'boot_timeout')}
-    assert {k: arm[k] for k in ('limb', 'joint_speed', 'end_point', 'move_timeout')} == {
-        k: robot['arm'][k] for k in ('limb', 'joint_speed', 'end_point', 'move_timeout')}
+    tip = ('tip_offset', 'reference_orientation', 'pitch_range_deg', 'pitch_step_max_deg')
+    intera = ('limb', 'joint_speed', 'move_timeout', 'joint_tolerance', 'ik_timeout') + tip
+    assert {k: arm[k] for k in intera} == {k: robot['arm'][k] for k in intera}
     assert defaults(WrenchMedianFilter)['window'] == robot['arm']['wrench_median_window']
     sim = defaults(SimArmClient)
-    assert (sim['host'], sim['timeout']) == (robot['arm']['sim_host'], robot['arm']['sim_timeout'])
+    assert (sim['host'], sim['timeout'], sim['tip_x']) == (robot['arm']['sim_host'], robot['arm']['sim_timeout'],
+                                                           robot['arm']['tip_x'])
+    assert {k: sim[k] for k in tip} == {k: robot['arm'][k] for k in tip}
