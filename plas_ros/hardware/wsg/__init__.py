@@ -60,7 +60,8 @@ from plas_ros.hardware.wsg.protocol import (  # noqa: F401 - re-exported
 )
 
 _LAZY = {
-    'client': ('DEFAULT_PORT', 'WsgClient', 'WsgCounters', 'WsgState'),
+    'client': ('DEFAULT_PORT', 'WsgClient', 'WsgCounters', 'WsgState', 'check_state_value'),
+    'driver': ('CommandResult', 'DriverCounters', 'TactilePoller', 'WsgDriver', 'check_fingers', 'explain'),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
 

@@ -357,7 +357,7 @@ class WsgClient:
         if problem is not None:
             self._reject(problem)
             return True
-        self._values[command] = (value, received)
+        self._values[command] = (value, received, self.counters.connects)
         self._changed.notify_all()
         return True
 
@@ -543,8 +543,8 @@ class WsgClient:
             return None
         return entry[0]
 
-    def value_and_time(self, command):
-        """(latest auto-updated value, monotonic time received), or None."""
+    def value_entry(self, command):
+        """(latest auto-updated value, monotonic time received, number of the connection it came on), or None."""
         with self._lock:
             return self._values.get(command)
 
