@@ -231,7 +231,7 @@ class WsgClient:
 
     def _read_loop(self, sock, parser):
         last_rx = time.monotonic()
-        while self._sock is sock and not self._closing.is_set():
+        while self._sock is sock:  # close() ends it by dropping the link (announced), never by leaving it open
             try:
                 data = sock.recv(4096)
             except socket.timeout:
@@ -314,10 +314,14 @@ class WsgClient:
         try:
             with self._send_lock:
                 sock.sendall(encode_frame(Command.DISCONNECT, b''))
-            sock.shutdown(socket.SHUT_WR)
-            return True
-        except OSError:
+        except OSError as exc:
+            self._log(logging.WARNING, 'WSG %s:%d: announcing the disconnect failed: %s' % (self.host, self.port, exc))
             return False
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the gripper answered and closed first, and the connection thread closed the socket
+        return True
 
     # ------------------------------------------------------------------ dispatch
 

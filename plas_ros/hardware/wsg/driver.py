@@ -137,10 +137,10 @@ class WsgDriver:
     def close(self):
         """Stop supervising and close the link (announced: 0x07)."""
         self._closing.set()
+        self.client.close()  # first: a homing in progress ends at once (link down) rather than holding the thread
         if self._thread is not None:
-            self._thread.join(self.homing_timeout + 2.0 * self.timeout)
+            self._thread.join(2.0 * self.timeout + 1.0)
             self._thread = None
-        self.client.close()
 
     def stats(self):
         return dict(self.client.stats(), **self.counters.as_dict())
