@@ -17,7 +17,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from plas_ros.hardware.wsg import Command, FrameParser, WsgClient, encode_frame  # noqa: E402
-from plas_ros.sim.wsg import WsgSimulator  # noqa: E402
+from plas_ros.sim.wsg import TWIN, WsgSimulator  # noqa: E402
 
 
 def bare_round_trips(port, count):
@@ -71,7 +71,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--requests', type=int, default=2000)
     args = parser.parse_args()
-    sim = WsgSimulator()
+    # link figures only: no homing first, and the bare sockets may close without announcing it
+    sim = WsgSimulator(config=TWIN.with_options(referenced_at_power_up=True, error_on_tcp_disconnect=False))
     port = sim.start()
     try:
         # interleave the two in blocks so a busy neighbour hits both alike

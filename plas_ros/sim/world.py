@@ -1,6 +1,7 @@
 """The simulated world: one process hosting the cloth simulator and the three simulated devices.
 
-- the WSG gripper server on 127.0.0.1:<wsg_port> (its fingers drive the cloth simulator's width),
+- the WSG gripper server on 127.0.0.1:<wsg_port> (its fingers drive the cloth simulator's width; its cloth
+  finger serves the cloth's tactile reading through the finger commands),
 - the DSA tactile controller on a pseudo-terminal, linked at <dsa_link> (its frames come from the cloth),
 - the arm as line-delimited JSON RPC on 127.0.0.1:<arm_port> (moves the cloth simulator's tip).
 
@@ -53,7 +54,7 @@ class SimWorld:
         self.dsa_path = None
 
     def tactile_frame(self):
-        """The DSA simulator's frame source: one noisy reading of the finger."""
+        """The frame source of the DSA simulator and of the WSG's tactile finger: one noisy reading of the finger."""
         with self.lock:
             return self.cloth.tactile_raw()
 
@@ -65,7 +66,9 @@ class SimWorld:
             self.arm_server = SimArmServer(self.arm)
             self.arm_port = self.arm_server.start('127.0.0.1', arm_port)
             # The gripper owns the finger width: start it where the cloth model starts (around the edge).
-            self.wsg = WsgSimulator(fingers=self.fingers, initial_width=self.cloth.config.start_width_mm)
+            # finger 1 or 2 (config/wsg_twin.yaml) serves the same reading through the finger commands.
+            self.wsg = WsgSimulator(fingers=self.fingers, initial_width=self.cloth.config.start_width_mm,
+                                    frame_source=self.tactile_frame)
             self.wsg_port = self.wsg.start('127.0.0.1', wsg_port)
             self.dsa = DsaSimulator(frame_source=self.tactile_frame)
             self.dsa_path = self.dsa.start(link=dsa_link)

@@ -9,7 +9,7 @@ from tests.helpers.common import free_port
 from tests.helpers.ros import digest
 
 pytestmark = pytest.mark.needs('launch/deploy.launch', 'launch/drivers.launch',
-                               'plas_ros/sim/wsg.py', 'plas_ros/sim/dsa/',  # hosted by sim_world
+                               'plas_ros/sim/wsg/server.py', 'plas_ros/sim/dsa/',  # hosted by sim_world
                                *('scripts/' + s for s in ('sim_world', 'wsg_node', 'dsa_node', 'arm_node',
                                                           'env_node', 'inference_node')))
 

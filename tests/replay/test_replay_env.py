@@ -28,7 +28,7 @@ from tests.helpers.tree import ROBOT_YAML, script
 WSG_NODE = script('wsg_node')
 BAG_WSG_STATE = '/bag/wsg/state'
 WIDTH_TOLERANCE_MM = 0.05  # the gripper reports its measured position (float32 message, finger resolution)
-pytestmark = pytest.mark.needs(BAG, 'plas_ros/sim/wsg.py', WSG_NODE)  # the bag: tools/record_fixture_bags.py
+pytestmark = pytest.mark.needs(BAG, 'plas_ros/sim/wsg/__main__.py', WSG_NODE)  # the bag: tools/record_fixture_bags.py
 
 
 class RawStream:

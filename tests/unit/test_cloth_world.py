@@ -51,3 +51,32 @@ def test_world_process_serves_all_three_devices(tmp_path):
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0 and 'sim world stopped' in out
+
+
+def test_the_wsg_cloth_finger_serves_the_cloths_tactile_reading(tmp_path):
+    """Over real TCP: the world's WSG twin starts unreferenced, and after homing its cloth finger (config/
+    wsg_twin.yaml fingers.cloth_finger) reads the cloth the fingers squeeze, through the finger data command."""
+    from plas_ros.hardware.wsg import Status, WsgClient, WsgError
+    from plas_ros.sim.wsg import TWIN
+    world = SimWorld(seed=2)
+    wsg_port, _, _ = world.start(dsa_link=str(tmp_path / 'dsa'))
+    client = WsgClient('127.0.0.1', wsg_port, timeout=2.0).start()
+    try:
+        assert client.wait_connected(10)
+        try:
+            client.move(4.0, 70.0)
+            raise AssertionError('an unreferenced gripper moved')
+        except WsgError as exc:
+            assert exc.status == Status.NOT_INITIALIZED
+        client.homing()
+        client.move(4.0, 400.0)
+        cloth_finger = TWIN.fingers.cloth_finger
+        assert max(client.finger_data(cloth_finger)) < 40  # open: no contact
+        client.move(1.8, 70.0)
+        squeezed = np.array(client.finger_data(cloth_finger)).reshape(14, 6)
+        assert (squeezed > 100).sum() >= 12
+        other = np.array(client.finger_data(3 - cloth_finger)).reshape(14, 6)
+        assert (other > 100).sum() >= 12  # the other finger presses the same cloth
+    finally:
+        client.close()
+        world.stop()

@@ -1,6 +1,7 @@
 """WsgClient against the simulated WSG 32 over real TCP sockets: the two-reply motion pattern, fast stop and
 acknowledge, auto-update, reconnection after dropped connections, garbage injection, silent devices."""
 import socket
+import struct
 import threading
 import time
 
@@ -8,6 +9,8 @@ import pytest
 
 from plas_ros.hardware.wsg import (
     Command,
+    FrameError,
+    FrameParser,
     GraspingState,
     Status,
     SystemFlag,
@@ -17,14 +20,16 @@ from plas_ros.hardware.wsg import (
     encode_frame,
     pack_status,
 )
-from plas_ros.sim.wsg import SIM_LIMITS, StaticPart, WsgSimulator
+from plas_ros.sim.wsg import SIM_LIMITS, TWIN, StaticPart, WsgSimulator
 from tests.helpers.common import wait_for
 from tests.helpers.wsg import WAIT
+
+REFERENCED = TWIN.with_options(referenced_at_power_up=True)  # homing at start-up: the driver's job
 
 
 @pytest.fixture
 def sim():
-    simulator = WsgSimulator(fingers=StaticPart(part_width=8.0), initial_width=30.0)
+    simulator = WsgSimulator(fingers=StaticPart(part_width=8.0), initial_width=30.0, config=REFERENCED)
     simulator.start()
     yield simulator
     simulator.stop()
@@ -137,7 +142,13 @@ def test_reconnects_after_the_simulator_drops_the_connection(sim, client):
     assert client.wait_connected(WAIT)
     started = time.monotonic()
     assert client.wait_value(Command.OPENING_WIDTH, started, WAIT) == 30.0  # subscriptions resumed
-    client.move(15.0, 300.0)
+    # the gripper saw its link lost without the announcement: FAST STOP until acknowledged (the driver's job)
+    assert SystemFlag.FAST_STOP in SystemFlag(client.wait_value(Command.SYSTEM_STATE, started, WAIT))
+    with pytest.raises(WsgError) as error:
+        client.move(15.0, 300.0)
+    assert error.value.status == Status.ACCESS_DENIED
+    client.ack_fault()
+    assert client.move(15.0, 300.0) == Status.SUCCESS
     stats = client.stats()
     assert stats['connects'] >= 2 and stats['disconnects'] >= 1 and stats['connect_failures'] >= 1
 
@@ -225,3 +236,137 @@ def test_no_device_at_all_counts_connect_failures():
             simulator.stop()
     finally:
         client.close()
+
+
+# ------------------------------------------------------------------ behaviours of doc/wsg.md, over real TCP
+
+def test_close_announces_the_disconnect_so_no_fast_stop_latches(sim, client):
+    client.subscribe_state(10)  # auto-updates in flight while it closes: unread bytes must not reset the link
+    wait_for(lambda: client.state(max_age=1.0), WAIT, what='the auto-updated state')
+    client.close()
+    assert client.stats()['announced_disconnects'] == 1
+    wait_for(lambda: not sim.client_connected, WAIT, what='the simulator to see the client go')
+    assert sim.counters()['link_loss_fast_stops'] == 0
+    assert not SystemFlag(sim.system_flags()) & SystemFlag.FAST_STOP
+
+
+def test_a_move_blocked_on_the_part_returns_29_as_its_ordinary_end(sim, client):
+    assert client.move(2.0, 100.0, stop_on_block=True) == Status.AXIS_BLOCKED  # the part is 8 mm wide
+    assert sim.width == pytest.approx(8.0 - TWIN.behaviour.block_squeeze)
+    assert client.move(20.0, 100.0, stop_on_block=True) == Status.SUCCESS
+    with pytest.raises(WsgError) as error:  # only move() takes 29 as an end; a plain request reports it
+        client.request(Command.MOVE, b'\x02' + struct.pack('<ff', 2.0, 100.0))
+    assert error.value.status == Status.AXIS_BLOCKED
+
+
+def test_finger_commands(sim, client):
+    assert client.finger_info(1) == bytes.fromhex(TWIN.fingers.finger1.info)
+    assert client.finger_flags(2) == struct.pack('<H', TWIN.fingers.finger2.flags)
+    client.finger_power(2, True)
+    cells = client.finger_data(1)
+    assert len(cells) == 84 and all(0 <= v < 30 for v in cells)  # no frame source: the quiet pattern
+    assert len(client.finger_data(2)) == 84
+    with pytest.raises(ValueError, match='finger 3'):
+        client.finger_data(3)
+
+
+@pytest.mark.parametrize('kind', ['error', 'wrong_size'])
+def test_a_finger_that_is_not_tactile_raises_naming_the_finger(kind):
+    simulator = WsgSimulator(config=REFERENCED.with_finger(2, data=kind))
+    simulator.start()
+    wsg = WsgClient('127.0.0.1', simulator.port, timeout=2.0).start()
+    try:
+        assert wsg.wait_connected(WAIT)
+        expected = (WsgError, 'FINGER2_DATA.*2 NO_SENSOR') if kind == 'error' else (FrameError, 'finger 2 .*84 bytes')
+        with pytest.raises(expected[0], match=expected[1]):
+            wsg.finger_data(2)
+        assert len(wsg.finger_data(1)) == 84 and wsg.loop(b'ok') == b'ok'
+    finally:
+        wsg.close()
+        simulator.stop()
+
+
+def _width_frame(value):
+    return encode_frame(Command.OPENING_WIDTH, pack_status(0, struct.pack('<f', value)))
+
+
+def test_state_values_that_are_not_finite_or_that_the_validator_refuses_are_never_taken(sim, client):
+    client.validator = lambda command, value: ('width %r beyond the stroke' % value
+                                               if command == Command.OPENING_WIDTH and value > 68.0 else None)
+    client.subscribe(Command.OPENING_WIDTH, 500)
+    assert client.wait_value(Command.OPENING_WIDTH, 0.0, WAIT) == 30.0
+    logs = []
+    client._log = lambda level, text: logs.append(text)
+    sim.inject_bytes(_width_frame(float('nan')) + _width_frame(float('inf')) + _width_frame(500.0)
+                     + _width_frame(12.5))
+    wait_for(lambda: client.value(Command.OPENING_WIDTH) == 12.5, WAIT, what='the good value after the bad ones')
+    assert client.stats()['rejected_values'] == 3
+    rejected = [line for line in logs if 'rejected' in line]
+    assert len(rejected) == 1 and 'not a finite number' in rejected[0]  # throttled: one line for the burst
+
+
+class PendingForever(SilentDevice):
+    """Answers every request with 26 (pending) and never with a final status: a motion that never ends."""
+
+    def _accept(self):
+        while True:
+            try:
+                sock = self.listener.accept()[0]
+            except OSError:
+                return
+            self.accepted.append(sock)
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock):
+        parser = FrameParser()
+        self.received = []
+        while True:
+            try:
+                data = sock.recv(4096)
+            except OSError:
+                return
+            if not data:
+                return
+            for item in parser.feed(data):
+                self.received.append(item.command)
+                sock.sendall(encode_frame(item.command, pack_status(Status.PENDING)))
+
+
+def test_a_motion_that_never_ends_times_out_and_the_link_is_closed_announced():
+    device = PendingForever()
+    client = WsgClient('127.0.0.1', device.port, timeout=0.5, backoff=(0.05, 0.2)).start()
+    try:
+        assert client.wait_connected(WAIT)
+        started = time.monotonic()
+        with pytest.raises(WsgLinkError) as error:
+            client.move(10.0, 50.0, timeout=0.5)
+        assert error.value.status == Status.TIMEOUT and time.monotonic() - started < 3.0
+        wait_for(lambda: Command.DISCONNECT in device.received, WAIT, what='the disconnect announcement')
+        for bad in (float('inf'), float('nan'), -1.0, 0.0):
+            with pytest.raises(ValueError, match='timeout'):
+                client.move(10.0, 50.0, timeout=bad)
+    finally:
+        client.close(announce=False)
+        device.close()
+
+
+def test_a_timed_out_request_announces_before_it_drops_the_link():
+    device = SilentDevice()
+    client = WsgClient('127.0.0.1', device.port, timeout=0.3, backoff=(0.05, 0.2)).start()
+    try:
+        assert client.wait_connected(WAIT)
+        with pytest.raises(WsgLinkError):
+            client.loop(b'anyone?')
+        sock = device.accepted[0]
+        sock.settimeout(WAIT)
+        data = b''
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        assert [item.command for item in FrameParser().feed(data)] == [Command.LOOP, Command.DISCONNECT]
+        assert client.stats()['announced_disconnects'] == 1
+    finally:
+        client.close(announce=False)
+        device.close()

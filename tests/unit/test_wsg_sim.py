@@ -1,5 +1,8 @@
 """The simulated WSG 32 over real TCP, spoken to byte by byte (no WsgClient): status codes, motion replies,
-auto-update, fault handling, sequential clients and the CLI."""
+auto-update, fault handling, sequential clients and the CLI; the real gripper's behaviours of doc/wsg.md
+(unreferenced at power-up, fast stop on an unannounced disconnect, 29 on a blocked move, the 0x53 field order,
+the finger commands). The device without sockets: tests/unit/test_wsg_device.py."""
+import dataclasses
 import socket
 import struct
 import subprocess
@@ -9,6 +12,9 @@ import time
 import pytest
 
 from plas_ros.hardware.wsg import (
+    FINGER_COMMANDS,
+    TACTILE_COLS,
+    TACTILE_ROWS,
     Command,
     CorruptFrame,
     FrameParser,
@@ -25,8 +31,10 @@ from plas_ros.hardware.wsg import (
     unpack_limits,
     unpack_status,
 )
-from plas_ros.sim.wsg import SIM_LIMITS, StaticPart, WsgSimulator
+from plas_ros.sim.wsg import SIM_LIMITS, TWIN, StaticPart, WsgSimulator
 from tests.helpers.wsg import WAIT
+
+REFERENCED = TWIN.with_options(referenced_at_power_up=True)  # for the tests that are not about homing
 
 
 class RawLink:
@@ -62,10 +70,36 @@ class RawLink:
         self.sock.close()
 
 
+def system_state(link):
+    """The system-state flags, one-shot."""
+    command, status, body = link.ask(Command.SYSTEM_STATE, pack_auto_update())
+    assert (command, status) == (Command.SYSTEM_STATE, Status.SUCCESS)
+    return struct.unpack('<I', body)[0]
+
+
+def motion(link, command, payload):
+    """Send a motion command; its statuses (26 pending first, then the final one; or the refusal alone)."""
+    link.send(command, payload)
+    first = link.reply()
+    assert first[0] == command, first
+    if first[1] != Status.PENDING:
+        return [first[1]]
+    final = link.reply()
+    assert final[0] == command, final
+    return [first[1], final[1]]
+
+
+def served(config=TWIN, **kwargs):
+    """A started WsgSimulator with `config`; stop it when done."""
+    simulator = WsgSimulator(config=config, **kwargs)
+    simulator.start()
+    return simulator
+
+
 @pytest.fixture
 def sim():
     fingers = StaticPart(part_width=20.0)
-    simulator = WsgSimulator(fingers=fingers, initial_width=40.0)
+    simulator = WsgSimulator(fingers=fingers, initial_width=40.0, config=REFERENCED)
     simulator.start()
     yield simulator
     simulator.stop()
@@ -149,7 +183,7 @@ def test_fingers_see_every_intermediate_width():
             self.widths.append(width_mm)
 
     fingers = Recorder()
-    simulator = WsgSimulator(fingers=fingers, initial_width=10.0)
+    simulator = WsgSimulator(fingers=fingers, initial_width=10.0, config=REFERENCED)
     simulator.start()
     raw = RawLink(simulator.port)
     try:
@@ -265,6 +299,7 @@ def test_clients_are_served_one_after_another(sim):
 def test_dropped_connections_and_hold_off(sim):
     first = RawLink(sim.port)
     assert first.ask(Command.LOOP, b'a')[2] == b'a'
+    assert not SystemFlag(sim.system_flags()) & SystemFlag.FAST_STOP
     sim.drop_connections(hold_off=0.5)
     assert first.sock.recv(10) == b''
     first.close()
@@ -279,6 +314,7 @@ def test_dropped_connections_and_hold_off(sim):
             assert time.monotonic() < deadline, 'the simulator never listened again'
             time.sleep(0.05)
     assert again.ask(Command.LOOP, b'b')[2] == b'b'
+    assert SystemFlag.FAST_STOP in SystemFlag(system_state(again))  # the drop was a link lost unannounced
     again.close()
 
 
@@ -305,9 +341,206 @@ def test_cli_serves_on_the_given_port(tmp_path):
         line = proc.stdout.readline()
         assert 'listening on 127.0.0.1:%d' % port in line, line
         link = RawLink(port)
+        assert link.ask(Command.GRASP, pack_width_speed(5.0, 400.0))[1] == Status.NOT_INITIALIZED
+        link.send(Command.HOMING, pack_homing(0))
+        assert [link.reply()[1], link.reply()[1]] == [Status.PENDING, Status.SUCCESS]
         link.send(Command.GRASP, pack_width_speed(5.0, 400.0))
         assert [link.reply()[1], link.reply()[1]] == [Status.PENDING, Status.SUCCESS]
+        link.send(Command.DISCONNECT)
         link.close()
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
+
+
+# ------------------------------------------------------------------ the real gripper's behaviours (doc/wsg.md)
+
+def test_it_starts_unreferenced_and_refuses_motion_with_3_until_homed():
+    simulator = served(fingers=StaticPart(part_width=20.0), initial_width=40.0)  # config/wsg_twin.yaml as it is
+    link = RawLink(simulator.port)
+    try:
+        assert not SystemFlag(system_state(link)) & SystemFlag.REFERENCED
+        for command, payload in ((Command.MOVE, pack_move(30.0, 100.0)), (Command.GRASP, pack_width_speed(10, 100)),
+                                 (Command.RELEASE, pack_width_speed(50, 100))):
+            assert motion(link, command, payload) == [Status.NOT_INITIALIZED]
+        assert simulator.width == 40.0
+        assert motion(link, Command.HOMING, pack_homing(0)) == [Status.PENDING, Status.SUCCESS]
+        assert SystemFlag.REFERENCED in SystemFlag(system_state(link)) and simulator.width == SIM_LIMITS.stroke
+        assert motion(link, Command.MOVE, pack_move(30.0, 300.0)) == [Status.PENDING, Status.SUCCESS]
+    finally:
+        link.close()
+        simulator.stop()
+
+
+def test_an_aborted_homing_leaves_it_unreferenced():
+    simulator = served(initial_width=10.0)
+    link = RawLink(simulator.port)
+    try:
+        link.send(Command.HOMING, pack_homing(1))
+        assert link.reply()[1] == Status.PENDING
+        link.send(Command.STOP)
+        assert sorted(link.reply()[1] for _ in range(2)) == [Status.SUCCESS, Status.COMMAND_ABORTED]
+        assert not SystemFlag(system_state(link)) & SystemFlag.REFERENCED
+        assert motion(link, Command.MOVE, pack_move(30.0, 100.0)) == [Status.NOT_INITIALIZED]
+    finally:
+        link.close()
+        simulator.stop()
+
+
+def test_referenced_at_power_up_is_an_option():
+    simulator = served(config=REFERENCED, initial_width=40.0)
+    link = RawLink(simulator.port)
+    try:
+        assert SystemFlag.REFERENCED in SystemFlag(system_state(link))
+        assert motion(link, Command.MOVE, pack_move(30.0, 300.0)) == [Status.PENDING, Status.SUCCESS]
+    finally:
+        link.close()
+        simulator.stop()
+
+
+def test_a_link_lost_without_0x07_latches_a_fast_stop_until_ack(sim):
+    first = RawLink(sim.port)
+    first.send(Command.MOVE, pack_move(0.0, 5.0))
+    assert first.reply()[1] == Status.PENDING
+    first.close()  # no 0x07: the gripper sees a lost link
+    link = RawLink(sim.port)
+    try:
+        flags = SystemFlag(system_state(link))
+        assert SystemFlag.FAST_STOP in flags and SystemFlag.MOVING not in flags
+        stopped = sim.width
+        assert 0.0 < stopped < 40.0
+        assert link.ask(Command.GRASPING_STATE, pack_auto_update())[2] == bytes([GraspingState.ERROR])
+        for command, payload in ((Command.MOVE, pack_move(30.0, 100.0)), (Command.HOMING, pack_homing(0)),
+                                 (Command.GRASP, pack_width_speed(10, 100)),
+                                 (Command.RELEASE, pack_width_speed(39, 9))):
+            assert motion(link, command, payload) == [Status.ACCESS_DENIED]
+        assert sim.width == stopped
+        assert link.ask(Command.ACK_FAULT, b'ack')[1] == Status.SUCCESS
+        assert not SystemFlag(system_state(link)) & SystemFlag.FAST_STOP
+        assert motion(link, Command.MOVE, pack_move(30.0, 300.0)) == [Status.PENDING, Status.SUCCESS]
+        assert sim.counters()['link_loss_fast_stops'] == 1
+    finally:
+        link.close()
+
+
+def test_an_announced_disconnect_latches_nothing(sim):
+    first = RawLink(sim.port)
+    assert first.ask(Command.DISCONNECT)[1] == Status.SUCCESS
+    assert first.sock.recv(10) == b''
+    first.close()
+    link = RawLink(sim.port)
+    try:
+        assert not SystemFlag(system_state(link)) & SystemFlag.FAST_STOP
+        assert motion(link, Command.MOVE, pack_move(30.0, 300.0)) == [Status.PENDING, Status.SUCCESS]
+        assert sim.counters()['link_loss_fast_stops'] == 0
+    finally:
+        link.send(Command.DISCONNECT)
+        link.close()
+
+
+def test_without_the_factory_option_a_lost_link_latches_nothing():
+    simulator = served(config=REFERENCED.with_options(error_on_tcp_disconnect=False), initial_width=40.0)
+    try:
+        RawLink(simulator.port).close()
+        link = RawLink(simulator.port)
+        assert not SystemFlag(system_state(link)) & SystemFlag.FAST_STOP
+        assert motion(link, Command.MOVE, pack_move(30.0, 300.0)) == [Status.PENDING, Status.SUCCESS]
+        link.close()
+    finally:
+        simulator.stop()
+
+
+def test_a_stop_on_block_move_onto_the_part_ends_with_29_where_it_stopped(sim, link):
+    squeeze = TWIN.behaviour.block_squeeze
+    assert motion(link, Command.MOVE, pack_move(10.0, 200.0, stop_on_block=True)) == [
+        Status.PENDING, Status.AXIS_BLOCKED]
+    assert sim.width == pytest.approx(20.0 - squeeze)  # the part is 20 mm wide
+    width = struct.unpack('<f', link.ask(Command.OPENING_WIDTH, pack_auto_update())[2])[0]
+    assert width == pytest.approx(20.0 - squeeze)
+    flags = SystemFlag(system_state(link))
+    assert SystemFlag.BLOCKED_MINUS in flags and SystemFlag.TARGET_POS_REACHED not in flags
+    # closing further while blocked: blocked at once, where it is
+    assert motion(link, Command.MOVE, pack_move(5.0, 200.0, stop_on_block=True)) == [
+        Status.PENDING, Status.AXIS_BLOCKED]
+    assert sim.width == pytest.approx(20.0 - squeeze)
+    # opening is never blocked; without the flag the fingers squeeze the soft cloth to the target
+    assert motion(link, Command.MOVE, pack_move(30.0, 200.0, stop_on_block=True)) == [Status.PENDING, Status.SUCCESS]
+    assert motion(link, Command.MOVE, pack_move(10.0, 200.0)) == [Status.PENDING, Status.SUCCESS]
+    assert sim.width == 10.0 and not SystemFlag(system_state(link)) & SystemFlag.BLOCKED_MINUS
+    sim.fingers.part_width = None  # nothing between the fingers: nothing blocks
+    assert motion(link, Command.MOVE, pack_move(30.0, 300.0)) == [Status.PENDING, Status.SUCCESS]
+    assert motion(link, Command.MOVE, pack_move(2.0, 300.0, stop_on_block=True)) == [Status.PENDING, Status.SUCCESS]
+
+
+def test_system_limits_are_8_f32_with_the_nominal_force_seventh(link):
+    body = link.ask(Command.SYSTEM_LIMITS)[2]
+    d = TWIN.device
+    assert body == struct.pack('<8f', d.stroke, d.min_speed, d.max_speed, d.min_acceleration, d.max_acceleration,
+                               d.min_force, d.nominal_force, d.overdrive_force)
+    assert unpack_limits(body).max_force == pytest.approx(d.nominal_force)
+
+
+class CountingFrames:
+    """A frame source whose n-th frame has every cell at 100 + n, except cell (0, 0) = n and (0, 5) = 4000 + n."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self):
+        n, self.count = self.count, self.count + 1
+        frame = [[100 + n] * TACTILE_COLS for _ in range(TACTILE_ROWS)]
+        frame[0][0], frame[0][TACTILE_COLS - 1] = n, 4000 + n
+        return frame
+
+
+@pytest.mark.parametrize('finger', [1, 2])
+def test_finger_commands_take_an_empty_payload_and_serve_84_cells(finger):
+    commands = FINGER_COMMANDS[finger]
+    simulator = served(config=REFERENCED, frame_source=CountingFrames())
+    link = RawLink(simulator.port)
+    try:
+        info = bytes.fromhex(TWIN.fingers.finger(finger).info)
+        assert link.ask(commands['info']) == (commands['info'], Status.SUCCESS, info)
+        assert link.ask(commands['flags']) == (commands['flags'], Status.SUCCESS, struct.pack('<H', 0))
+        for what in ('info', 'flags', 'data'):
+            assert link.ask(commands[what], bytes([finger]))[1] == Status.NO_PARAM_EXPECTED  # no finger index
+        assert link.ask(commands['power'], b'\x01')[1] == Status.SUCCESS
+        assert link.ask(commands['power'], b'')[1] == Status.NOT_ENOUGH_PARAMS
+        assert link.ask(commands['power'], b'\x02')[1] == Status.INVALID_PARAMETER
+        command, status, body = link.ask(commands['data'])
+        assert (command, status, len(body)) == (commands['data'], Status.SUCCESS, 168)
+        cells = struct.unpack('<84H', body)
+        if finger == TWIN.fingers.cloth_finger:  # the cloth finger serves the source's frame, row-major
+            assert (cells[0], cells[TACTILE_COLS - 1], cells[TACTILE_COLS]) == (0, 4000, 100)
+        else:  # the other finger faces it: the same contact, columns mirrored
+            assert (cells[0], cells[TACTILE_COLS - 1], cells[TACTILE_COLS]) == (4000, 0, 100)
+        assert struct.unpack('<84H', link.ask(commands['data'])[2])[TACTILE_COLS] == 101  # a fresh frame each time
+    finally:
+        link.close()
+        simulator.stop()
+
+
+def test_the_cloth_finger_is_configurable():
+    config = dataclasses.replace(REFERENCED, fingers=dataclasses.replace(REFERENCED.fingers, cloth_finger=2))
+    simulator = served(config=config, frame_source=CountingFrames())
+    link = RawLink(simulator.port)
+    try:
+        one = struct.unpack('<84H', link.ask(Command.FINGER1_DATA)[2])
+        two = struct.unpack('<84H', link.ask(Command.FINGER2_DATA)[2])
+        assert (one[0], one[TACTILE_COLS - 1]) == (4000, 0) and (two[0], two[TACTILE_COLS - 1]) == (1, 4001)
+    finally:
+        link.close()
+        simulator.stop()
+
+
+@pytest.mark.parametrize('kind, expected', [('error', (Status.NO_SENSOR, 0)), ('wrong_size', (Status.SUCCESS, 84))])
+def test_a_finger_that_is_not_tactile(kind, expected):
+    simulator = served(config=REFERENCED.with_finger(2, data=kind))
+    link = RawLink(simulator.port)
+    try:
+        command, status, body = link.ask(Command.FINGER2_DATA)
+        assert (command, status, len(body)) == (Command.FINGER2_DATA,) + expected
+        assert len(link.ask(Command.FINGER1_DATA)[2]) == 168  # the tactile finger is unaffected
+    finally:
+        link.close()
+        simulator.stop()

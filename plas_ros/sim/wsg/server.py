@@ -1,0 +1,296 @@
+"""The simulated WSG 32's transport: a TCP server in front of `WsgDevice` (doc/wsg.md, "Simulated WSG 32").
+
+One thread runs a selector loop: it accepts one client at a time (further clients wait in the listen backlog
+and are served in turn), hands the device the bytes it receives and the link's coming and going, polls it
+while the fingers move and when auto-updates are due, and sends what it returns. Garbage, corrupt or truncated
+frames and dropped connections are answered or counted, never fatal.
+"""
+import logging
+import selectors
+import socket
+import threading
+import time
+
+from plas_ros.sim.wsg.device import WsgDevice, describe
+
+MOTION_TICK = 0.005           # s between finger updates while moving
+IDLE_WAKE = 0.5               # s the loop sleeps at most when nothing is due
+MAX_OUTBOX = 1 << 20          # bytes queued for a client that does not read; beyond, it is dropped
+
+_LOG = logging.getLogger('plas_ros.sim.wsg')
+
+
+class _Connection:
+    def __init__(self, sock):
+        self.sock = sock
+        self.out = bytearray()
+        self.open = True
+
+
+class WsgSimulator:
+    """The simulated gripper on TCP. `config` (a TwinConfig, default config/wsg_twin.yaml), `fingers`,
+    `frame_source` and `initial_width` are the device's (plas_ros.sim.wsg.device.WsgDevice). Thread-safe: the
+    device lives in the loop thread, under one lock."""
+
+    def __init__(self, fingers=None, initial_width=None, config=None, frame_source=None, clock=time.monotonic):
+        self.device = WsgDevice(config=config, fingers=fingers, frame_source=frame_source,
+                                initial_width=initial_width, clock=clock)
+        self.fingers = fingers
+        self.limits = self.device.limits
+        self._clock = clock
+        self._conn = None
+        self._listener = None
+        self._address = None
+        self._reopen_at = None
+        self._calls = []
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._selector = None
+        self._wake_r = self._wake_w = None
+        self._thread = None
+        self.stats = dict(connections=0, internal_errors=0)
+
+    # ------------------------------------------------------------------ public API
+
+    def start(self, host='127.0.0.1', port=0):
+        """Listen on host:port (0: any free port) and serve in a background thread; returns the port."""
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
+        self._address = (host, port)
+        try:
+            self._open_listener()
+        except OSError:
+            self._selector.close()
+            self._wake_r.close()
+            self._wake_w.close()
+            raise
+        self._address = self._listener.getsockname()[:2]
+        self._thread = threading.Thread(target=self._run, name='wsg-sim', daemon=True)
+        self._thread.start()
+        _LOG.debug('WSG simulator on %s:%d (%s)', self._address[0], self._address[1], describe(self.device.config))
+        return self._address[1]
+
+    @property
+    def port(self):
+        return self._address[1] if self._address else None
+
+    def stop(self):
+        if self._thread is None:
+            return
+        self._stopping.set()
+        self._wake()
+        self._thread.join(5.0)
+        self._thread = None
+        with self._lock:
+            self._close_connection('simulator stopped', lost=False)
+            self._close_listener()
+            self._selector.close()
+            self._wake_r.close()
+            self._wake_w.close()
+
+    def drop_connections(self, hold_off=0.0):
+        """Fault injection: the network loses the client's connection (to the device: a link lost without the
+        disconnect announcement); with hold_off > 0 connections are also refused (the listening socket is
+        closed) for that many seconds. Returns once done."""
+        self._in_loop(lambda now: self._drop(now, float(hold_off)))
+
+    def inject_bytes(self, data):
+        """Fault injection: send raw bytes (garbage, a corrupt or truncated frame) to the connected client."""
+        self._in_loop(lambda now: self._send(self._conn, bytes(data)))
+
+    def _in_loop(self, action, timeout=5.0):
+        """Run action(now) in the loop thread (which owns the sockets) and wait for it."""
+        done = threading.Event()
+        with self._lock:
+            self._calls.append((action, done))
+        self._wake()
+        if not done.wait(timeout):
+            raise RuntimeError('WSG simulator loop did not run the request within %.0f s' % timeout)
+
+    def _run_calls(self, now):
+        calls, self._calls = self._calls, []
+        for action, done in calls:
+            try:
+                action(now)
+            finally:
+                done.set()
+
+    @property
+    def width(self):
+        with self._lock:
+            return self.device.width
+
+    @property
+    def grasping_state(self):
+        with self._lock:
+            return self.device.grasping_state
+
+    @property
+    def client_connected(self):
+        with self._lock:
+            return self._conn is not None
+
+    def counters(self):
+        with self._lock:
+            return dict(self.device.counters(), **self.stats)
+
+    def system_flags(self):
+        with self._lock:
+            return self.device.system_flags()
+
+    # ------------------------------------------------------------------ loop
+
+    def _wake(self):
+        try:
+            self._wake_w.send(b'x')
+        except OSError:
+            pass
+
+    def _on_wake(self, _mask):
+        try:
+            self._wake_r.recv(4096)
+        except OSError:
+            pass
+
+    def _run(self):
+        while not self._stopping.is_set():
+            try:
+                events = self._selector.select(self._select_timeout())
+                with self._lock:
+                    for key, mask in events:
+                        key.data(mask)
+                    now = self._clock()
+                    self._run_calls(now)
+                    self._reopen_if_due(now)
+                    self._send(self._conn, b''.join(self.device.poll()))
+            except Exception:  # noqa: BLE001 - the device must outlive any bug a client can trigger
+                self.stats['internal_errors'] += 1
+                _LOG.exception('WSG simulator: internal error (continuing)')
+                time.sleep(0.01)
+
+    def _select_timeout(self):
+        with self._lock:
+            now = self._clock()
+            deadlines = [now + IDLE_WAKE]
+            due = self.device.next_deadline(MOTION_TICK)
+            if due is not None:
+                deadlines.append(due)
+            if self._reopen_at is not None:
+                deadlines.append(self._reopen_at)
+            return max(0.0, min(deadlines) - now)
+
+    # ------------------------------------------------------------------ connections
+
+    def _open_listener(self):
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind(self._address)
+            listener.listen(4)
+        except OSError:
+            listener.close()
+            raise
+        listener.setblocking(False)
+        self._listener = listener
+        if self._conn is None:
+            self._selector.register(listener, selectors.EVENT_READ, self._on_accept)
+
+    def _close_listener(self):
+        if self._listener is None:
+            return
+        if self._conn is None:
+            self._selector.unregister(self._listener)
+        self._listener.close()
+        self._listener = None
+
+    def _on_accept(self, _mask):
+        try:
+            sock, peer = self._listener.accept()
+        except OSError:
+            return
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._selector.unregister(self._listener)  # one client at a time; the next waits in the backlog
+        self._conn = _Connection(sock)
+        self._selector.register(sock, selectors.EVENT_READ, self._on_connection_event)
+        self.device.connect()
+        self.stats['connections'] += 1
+        _LOG.info('WSG simulator: client %s:%d connected', *peer[:2])
+
+    def _close_connection(self, reason, lost=True):
+        """Close the client's connection; `lost`: the device sees it end (announced or not)."""
+        conn = self._conn
+        if conn is None:
+            return
+        self._conn = None
+        conn.open = False
+        self._selector.unregister(conn.sock)
+        conn.sock.close()
+        if lost:
+            self.device.disconnect()
+        if self._listener is not None:
+            self._selector.register(self._listener, selectors.EVENT_READ, self._on_accept)
+        _LOG.info('WSG simulator: connection closed (%s)', reason)
+
+    def _drop(self, now, hold_off):
+        self._close_connection('fault injection')
+        if hold_off > 0:
+            self._close_listener()
+            self._reopen_at = now + hold_off
+
+    def _reopen_if_due(self, now):
+        if self._reopen_at is None or now < self._reopen_at:
+            return
+        try:
+            self._open_listener()
+            self._reopen_at = None
+        except OSError as exc:
+            _LOG.warning('WSG simulator: cannot listen on %s:%d again yet (%s)', self._address[0], self._address[1],
+                         exc)
+            self._reopen_at = now + 0.1
+
+    def _on_connection_event(self, mask):
+        conn = self._conn
+        if conn is None:
+            return  # closed by an earlier event of the same batch
+        if mask & selectors.EVENT_WRITE:
+            self._flush(conn)
+        if conn.open and mask & selectors.EVENT_READ:
+            try:
+                data = conn.sock.recv(4096)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self._close_connection('receive failed: %s' % exc)
+                return
+            if not data:
+                self._close_connection('client closed the connection')
+                return
+            self._send(conn, b''.join(self.device.receive(data)))
+
+    def _send(self, conn, data):
+        if conn is None or not conn.open:
+            return  # the client that asked is gone
+        conn.out += data
+        if len(conn.out) > MAX_OUTBOX:
+            self._close_connection('client does not read its replies')
+            return
+        self._flush(conn)
+
+    def _flush(self, conn):
+        try:
+            if conn.out:
+                sent = conn.sock.send(conn.out)
+                del conn.out[:sent]
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            self._close_connection('send failed: %s' % exc)
+            return
+        if self.device.close_requested and not conn.out:
+            self._close_connection('client announced its disconnect')
+            return
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0)
+        self._selector.modify(conn.sock, events, self._on_connection_event)
