@@ -17,6 +17,17 @@ Frame = collections.namedtuple('Frame', 'command payload')
 AGAIN = object()           # a step that made progress without yielding an item: call again
 
 
+def unsealed_frame(command, payload, error):
+    """Preamble, id, length and payload of a frame, before the protocol adds its CRC; `error` (the protocol's
+    exception class) when the id or the payload does not fit its field."""
+    payload = bytes(payload)
+    if not 0 <= int(command) <= 0xFF:
+        raise error('command id %r does not fit in a byte' % (command,))
+    if len(payload) > 0xFFFF:
+        raise error('payload of %d bytes does not fit the u16 length field' % len(payload))
+    return PREAMBLE + struct.pack('<BH', int(command), len(payload)) + payload
+
+
 def command_name(commands, command):
     """'MOVE (0x21)' for a member of the protocol's `commands` enum, 'command 0x7F' for an unknown id."""
     try:

@@ -22,7 +22,7 @@ from plas_ros.config import section
 from plas_ros.hardware import framing
 from plas_ros.hardware.crc import crc16
 from plas_ros.hardware.finger import FINGER
-from plas_ros.hardware.framing import AGAIN, CRC_SIZE, HEADER_SIZE, PREAMBLE, Frame, PreambleScanner
+from plas_ros.hardware.framing import AGAIN, CRC_SIZE, HEADER_SIZE, PREAMBLE, Frame, PreambleScanner, unsealed_frame
 from plas_ros.hardware.wsg import status_name
 
 MAX_PAYLOAD = 1024         # a 14 x 6 data frame is 173 bytes; a longer length field means garbage
@@ -104,14 +104,10 @@ def frame_crc(command, payload):
 
 
 def encode_frame(command, payload=b''):
-    payload = bytes(payload)
-    if not 0 <= int(command) <= 0xFF:
-        raise FrameError('command id %r does not fit in a byte' % (command,))
-    if len(payload) > 0xFFFF:
-        raise FrameError('payload of %d bytes does not fit the u16 length field' % len(payload))
-    frame = PREAMBLE + struct.pack('<BH', int(command), len(payload)) + payload
-    if payload:
-        frame += struct.pack('<H', frame_crc(int(command), payload))
+    """A frame; its CRC covers id, length and payload and is left out when the payload is empty."""
+    frame = unsealed_frame(command, payload, FrameError)
+    if len(frame) > HEADER_SIZE:
+        frame += struct.pack('<H', crc16(frame[3:]))
     return frame
 
 

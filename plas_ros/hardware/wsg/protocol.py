@@ -15,7 +15,7 @@ import struct
 from plas_ros.hardware import framing
 from plas_ros.hardware.crc import crc16
 from plas_ros.hardware.finger import FINGER
-from plas_ros.hardware.framing import AGAIN, CRC_SIZE, HEADER_SIZE, PREAMBLE, Frame, PreambleScanner
+from plas_ros.hardware.framing import AGAIN, CRC_SIZE, HEADER_SIZE, PREAMBLE, Frame, PreambleScanner, unsealed_frame
 
 MAX_PAYLOAD = 1024       # no WSG message comes close; a longer length field means we locked onto garbage
 
@@ -197,12 +197,8 @@ _INFO = struct.Struct('<BBHI')
 # --------------------------------------------------------------------------------------------- frames
 
 def encode_frame(command, payload=b''):
-    payload = bytes(payload)
-    if not 0 <= int(command) <= 0xFF:
-        raise FrameError('command id %r does not fit in a byte' % (command,))
-    if len(payload) > 0xFFFF:
-        raise FrameError('payload of %d bytes does not fit the u16 length field' % len(payload))
-    body = PREAMBLE + struct.pack('<BH', int(command), len(payload)) + payload
+    """A frame; its CRC covers everything before it, the preamble included."""
+    body = unsealed_frame(command, payload, FrameError)
     return body + struct.pack('<H', crc16(body))
 
 
