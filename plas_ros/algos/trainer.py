@@ -18,11 +18,21 @@ from plas_ros.algos.registry import build_algorithm
 
 
 class TransitionSampler:
-    """Uniform minibatches (S seeds x batch) drawn by index from tensors held in memory."""
+    """Uniform minibatches (S seeds x batch) drawn by index from tensors held in memory.
 
-    def __init__(self, dataset, num_seeds, batch_size, seed=0):
+    Every seed draws its rows from its own `torch.Generator`, seeded with that seed, so a seed's batches (and,
+    with the per-seed initial weights of nets.py, its training) do not depend on which seeds train beside it:
+    seed 1 trained with `--seeds 0,1` sees the batches of seed 1 trained alone. `seeds` is the list of seeds,
+    or their number n for seeds 0..n-1. The S index draws fill one preallocated (S, batch) buffer and the rows
+    of all seeds are still one `index_select`.
+    """
+
+    def __init__(self, dataset, seeds, batch_size):
+        seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+        if not seeds:
+            raise ValueError('the sampler needs at least one seed')
         self.obs_dim, self.act_dim = dataset.obs_dim, dataset.act_dim
-        self.num_seeds, self.batch_size = num_seeds, batch_size
+        self.num_seeds, self.batch_size = len(seeds), batch_size
         td = dataset.td_indices
         if len(td) == 0:
             raise ValueError('the dataset has no transition with a known next state')
@@ -32,11 +42,14 @@ class TransitionSampler:
                                 dataset.next_observations], axis=1)
         self.td_table = torch.from_numpy(np.ascontiguousarray(table[td], dtype=np.float32))
         self.sa_table = torch.from_numpy(np.ascontiguousarray(table[:, :self.obs_dim + self.act_dim], np.float32))
-        self.generator = torch.Generator().manual_seed(int(seed))
+        self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+        self._index = torch.empty(self.num_seeds, batch_size, dtype=torch.int64)
+        self._index_rows = list(self._index.unbind(0))  # views: seed i's draws land in row i
 
     def _rows(self, table):
-        idx = torch.randint(len(table), (self.num_seeds * self.batch_size,), generator=self.generator)
-        return table.index_select(0, idx).view(self.num_seeds, self.batch_size, table.shape[1])
+        for generator, index in zip(self.generators, self._index_rows):
+            torch.randint(len(table), (self.batch_size,), generator=generator, out=index)
+        return table.index_select(0, self._index.view(-1)).view(self.num_seeds, self.batch_size, table.shape[1])
 
     def transitions(self) -> Batch:
         rows = self._rows(self.td_table)
@@ -68,7 +81,7 @@ class Trainer:
         torch.set_flush_denormal(True)
         self.algorithm = build_algorithm(cfg, dataset.obs_dim, dataset.act_dim, dataset.action_low,
                                          dataset.action_high, self.seeds)
-        self.sampler = TransitionSampler(dataset, len(self.seeds), cfg.batch_size, seed=self.seeds[0])
+        self.sampler = TransitionSampler(dataset, self.seeds, cfg.batch_size)
         self.writers = [self._writer(d) for d in self.out_dirs] if tensorboard else []
         self.history: List[Dict] = []        # evaluation results (with 'seed' and 'step')
         self.last_stats: Dict[str, np.ndarray] = {}
