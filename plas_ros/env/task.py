@@ -129,11 +129,18 @@ class _CalibrationRig:
 
 
 class ClothSlideTask:
-    """Episode state (step count, gripper width, done) over a Robot; the only place the task rules live."""
+    """Episode state (step count, gripper width, done) over a Robot; the only place the task rules live.
 
-    def __init__(self, config, robot, log=None):
+    `max_steps` (default: config.max_steps) is the step limit that ends an episode as a timeout; the
+    attribute may be changed between episodes (the evaluator runs past the limit for its Q diagnostics).
+    """
+
+    def __init__(self, config, robot, log=None, max_steps=None):
         self.config = config
         self.robot = robot
+        self.max_steps = config.max_steps if max_steps is None else int(max_steps)
+        if self.max_steps < 1:
+            raise ValueError('max_steps must be >= 1, got %r' % max_steps)
         self.log = log or (lambda message: None)
         self.controller = None
         self.steps = 0
@@ -176,7 +183,7 @@ class ClothSlideTask:
         index = self.steps
         self.steps += 1
         terminal = bool(decision.edge_lost)
-        timeout = not terminal and self.steps >= self.config.max_steps
+        timeout = not terminal and self.steps >= self.max_steps
         self.done = terminal or timeout
         self.reading = reading
         reward = 0.0 if terminal else float(dy)

@@ -10,6 +10,10 @@ objects the ROS env node runs, here driving the simulator directly instead of th
 `info` holds the raw data behind the observation (tactile_raw (14, 6) uint16, force_raw (3,) N, tip_pose
 (4,)), the gripper width (mm) and adjustment (-1/0/+1) and, for diagnostics only, the simulator's ground
 truth `edge_held`.
+
+The episode ends as a timeout after `max_steps` steps (default: config/env.yaml `max_steps`); give
+`make_env(max_steps=N)`, or set `env.max_episode_steps = N` between episodes, to run longer (the evaluator's
+Q diagnostics run past the limit, as the official PLAS code steps the env under its TimeLimit).
 """
 import gymnasium as gym
 import numpy as np
@@ -65,14 +69,24 @@ class ClothSlideEnv(gym.Env):
 
     metadata = {'render_modes': []}
 
-    def __init__(self, env_config=None, sim_config=None, seed=None, env_config_path=None):
+    def __init__(self, env_config=None, sim_config=None, seed=None, env_config_path=None, max_steps=None):
         self.config = env_config or load_env_config(env_config_path)
         self.sim = ClothSim(config=sim_config, seed=seed)
-        self.task = ClothSlideTask(self.config, SimRobot(self.sim, load_wrench_window()))
+        self.task = ClothSlideTask(self.config, SimRobot(self.sim, load_wrench_window()), max_steps=max_steps)
         self.task_env = TaskEnv(self.task)
         self.observation_space = _observation_space()
         self.action_space = gym.spaces.Box(layout.ACTION_LOW, layout.ACTION_HIGH, (layout.ACT_DIM,), np.float32)
-        self.max_episode_steps = self.config.max_steps
+
+    @property
+    def max_episode_steps(self):
+        """The step limit (a timeout ends the episode there); writable, it applies from the next step on."""
+        return self.task.max_steps
+
+    @max_episode_steps.setter
+    def max_episode_steps(self, steps):
+        if int(steps) < 1:
+            raise ValueError('max_episode_steps must be >= 1, got %r' % steps)
+        self.task.max_steps = int(steps)
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
@@ -104,7 +118,7 @@ class ClothSlideEnv(gym.Env):
 
 
 def make_env(**kwargs):
-    """A ClothSlideEnv; kwargs as ClothSlideEnv (env_config, sim_config, seed, env_config_path)."""
+    """A ClothSlideEnv; kwargs as ClothSlideEnv (env_config, sim_config, seed, env_config_path, max_steps)."""
     return ClothSlideEnv(**kwargs)
 
 

@@ -90,6 +90,27 @@ def test_short_step_limit_truncates():
     assert flags == [(False, False), (False, False), (False, True)]
 
 
+def test_step_limit_override_runs_the_same_episode_further():
+    """make_env(max_steps=N) and a writable max_episode_steps: the first steps are those of the limited episode."""
+    action = np.array([-1.0, 0.0], np.float32)
+    env = make_env(seed=0, max_steps=3)
+    assert env.max_episode_steps == 3
+    env.reset(seed=5)
+    short = [env.step(action) for _ in range(3)]
+    assert [s[2:4] for s in short] == [(False, False), (False, False), (False, True)]
+    env.max_episode_steps = 6
+    env.reset(seed=5)
+    long = [env.step(action) for _ in range(6)]
+    assert [s[3] for s in long] == [False] * 5 + [True]
+    for a, b in zip(short, long):
+        assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+    with pytest.raises(EpisodeOverError):
+        env.step(action)
+    with pytest.raises(ValueError, match='max_episode_steps'):
+        env.max_episode_steps = 0
+    assert make_env(seed=0).max_episode_steps == load_env_config().max_steps
+
+
 def test_invalid_action_raises_and_the_episode_continues():
     env = make_env(seed=0)
     env.reset(seed=0)
