@@ -111,6 +111,26 @@ def test_step_limit_override_runs_the_same_episode_further():
     assert make_env(seed=0).max_episode_steps == load_env_config().max_steps
 
 
+def test_evaluator_runs_the_cloth_env_past_its_limit_and_reports_the_limited_return():
+    """The Q diagnostics' run goes on for L + W = 2 L steps (q_window 0); return and length stay the episode's."""
+    from plas_ros.env.evaluation import Evaluator
+    limit = load_env_config().max_steps
+    evaluator = Evaluator(make_env, episodes=1, gamma=0.99, seed=0)
+    seen = []
+
+    def q_fn(obs, actions):
+        seen.append(obs.shape)
+        return np.zeros(len(obs))
+    result = evaluator.evaluate(make_policy('expert').act, q_fn)
+    assert evaluator.limit == limit and evaluator.env.max_episode_steps == 2 * limit
+    _, rewards, terminated, truncated, _ = rollout(make_env(seed=0), make_policy('expert'), seed=0)
+    assert truncated and len(rewards) == limit  # this episode reaches the limit: the run had to go past it
+    assert result['return_mean'] == pytest.approx(rewards.sum()) and result['episode_length_mean'] == len(rewards)
+    # Every state of the episode is scored, so even state L - 1 had its L rewards ahead: 2 L - 1 steps at least.
+    assert seen == [(len(rewards), layout.OBS_DIM)] and result['q_scored_states'] == len(rewards)
+    assert evaluator.evaluate(make_policy('expert').act)['return_mean'] == result['return_mean']
+
+
 def test_invalid_action_raises_and_the_episode_continues():
     env = make_env(seed=0)
     env.reset(seed=0)
