@@ -80,12 +80,13 @@ class TwinCritic(nn.Module):
         self.net = StackedMLP(2 * self.seeds, (obs_dim, act_dim), hidden, 1)
         self.net.reset_parameters(_twin_generators(seeds))
 
-    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """Both Q's: (S, 2, batch), [:, 0] is Q1 and [:, 1] is Q2."""
+    def forward(self, obs: torch.Tensor, action: torch.Tensor, detached: bool = False) -> torch.Tensor:
+        """Both Q's: (S, 2, batch), [:, 0] is Q1 and [:, 1] is Q2; `detached` for an actor's loss."""
         s, batch, _ = obs.shape
         twice = (s, 2, batch)
         q = self.net(obs.unsqueeze(1).expand(twice + obs.shape[-1:]).reshape(2 * s, batch, -1),
-                     action.unsqueeze(1).expand(twice + action.shape[-1:]).reshape(2 * s, batch, -1))
+                     action.unsqueeze(1).expand(twice + action.shape[-1:]).reshape(2 * s, batch, -1),
+                     detached=detached)
         return q.view(twice)
 
     def q1(self, obs: torch.Tensor, action: torch.Tensor, detached: bool = False) -> torch.Tensor:
@@ -137,9 +138,15 @@ class CVAE(nn.Module):
         self.bound = BoundedHead(low, high)
 
     def decode(self, obs, z=None, detached=False):
+        """Actions for obs (S, batch, obs_dim); z None: fresh latents sampled as BCQ samples them."""
+        return self.decode_with_raw(obs, z, detached)[0]
+
+    def decode_with_raw(self, obs, z=None, detached=False):
+        """(action, the decoder's output before the tanh bound); BEAR's MMD compares the latter."""
         if z is None:  # BCQ's sampling: a standard normal clipped to [-0.5, 0.5]
             z = torch.randn(obs.shape[:-1] + (self.latent_dim,)).clamp_(-0.5, 0.5)
-        return self.bound(self.decoder(obs, z, detached=detached))
+        raw = self.decoder(obs, z, detached=detached)
+        return self.bound(raw), raw
 
     def loss(self, obs, action, kl_weight):
         """Per-seed loss summed over seeds (each seed's gradient is that of its own mean loss)."""
@@ -179,6 +186,29 @@ def td_target(reward, not_done, gamma, q1_next, q2_next, lmbda):
 def twin_critic_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """MSE(Q1, y) + MSE(Q2, y) per seed, summed over seeds; q (S, 2, batch), target (S, batch)."""
     return (q - target.unsqueeze(1)).pow(2).sum() / q.shape[-1]
+
+
+def repeat_states(obs: torch.Tensor, times: int) -> torch.Tensor:
+    """(S, B, D) -> (S, B * times, D), each state repeated `times` times in a row (torch.repeat_interleave)."""
+    s, b, d = obs.shape
+    return obs.unsqueeze(2).expand(s, b, times, d).reshape(s, b * times, d)
+
+
+def sampled_td_target(reward, not_done, gamma, q_next, lmbda, times):
+    """BCQ's target over `times` sampled next actions per state: y = r + gamma (1 - terminal) max over the
+    samples of the soft clipped double Q. q_next (S, 2, B * times) of repeat_states(next_obs, times)."""
+    s, b = reward.shape
+    best = soft_clipped_double_q(q_next[:, 0], q_next[:, 1], lmbda).view(s, b, times).amax(dim=2)
+    return torch.addcmul(reward, not_done, best, value=gamma)
+
+
+def best_under_q1(critic: TwinCritic, obs_rep: torch.Tensor, candidates: torch.Tensor, times: int) -> torch.Tensor:
+    """Of `times` candidate actions per state (rows of repeat_states(obs, times)), the one of highest Q1:
+    (S, B * times, A) -> (S, B, A). How BCQ and BEAR select an action."""
+    s, rows, a = candidates.shape
+    b = rows // times
+    best = critic.q1(obs_rep, candidates).view(s, b, times).argmax(dim=2)
+    return torch.gather(candidates.view(s, b, times, a), 2, best[..., None, None].expand(s, b, 1, a)).squeeze(2)
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:
