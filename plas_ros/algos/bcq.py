@@ -21,7 +21,6 @@ from plas_ros.algos.nets import (
     frozen_copy,
     make_adam,
     member_generators,
-    repeat_states,
     sampled_td_target,
 )
 
@@ -34,8 +33,9 @@ class PerturbationActor(nn.Module):
         self.net.reset_parameters(member_generators(seeds, salt=61))
         self.bound = BoundedHead(low, high)
 
-    def forward(self, obs, action):
-        residual = torch.tanh(self.net(obs, action)) * (self.phi * self.bound.half_range)
+    def forward(self, obs, action, repeats=1):
+        """xi(s, a) for actions (S, B * repeats, A), `repeats` per state of obs (S, B, D) in a row."""
+        residual = torch.tanh(self.net(obs, action, repeats=repeats)) * (self.phi * self.bound.half_range)
         return self.bound.clamp(action + residual)
 
 
@@ -58,11 +58,11 @@ class BCQ(Algorithm):
         cfg = self.cfg
         stats = self.vae_update(batch, want_stats)
         with torch.no_grad():
-            n = cfg.target_samples
-            next_obs = repeat_states(batch.next_obs, n)
-            next_action = self.actor_target(next_obs, self.cvae.decode(next_obs))
+            n = cfg.target_samples  # per next state, as repeat_interleave(next_state, 10) in BCQ.py
+            next_obs = batch.next_obs
+            next_action = self.actor_target(next_obs, self.cvae.decode(next_obs, repeats=n), repeats=n)
             target = sampled_td_target(batch.reward, batch.not_done, cfg.gamma,
-                                       self.critic_target(next_obs, next_action), cfg.lmbda, n)
+                                       self.critic_target(next_obs, next_action, repeats=n), cfg.lmbda, n)
         q = self.critic_step(batch, target)
 
         with torch.no_grad():
@@ -79,5 +79,4 @@ class BCQ(Algorithm):
     @torch.no_grad()
     def act(self, obs):
         n = self.cfg.act_samples
-        obs_rep = repeat_states(obs, n)
-        return best_under_q1(self.critic, obs_rep, self.actor(obs_rep, self.cvae.decode(obs_rep)), n)
+        return best_under_q1(self.critic, obs, self.actor(obs, self.cvae.decode(obs, repeats=n), repeats=n), n)

@@ -31,7 +31,6 @@ from plas_ros.algos.nets import (
     frozen_copy,
     make_adam,
     member_generators,
-    repeat_states,
     sampled_td_target,
 )
 
@@ -46,15 +45,18 @@ class TanhGaussianActor(nn.Module):
         self.net.reset_parameters(member_generators(seeds, salt=71))
         self.bound = BoundedHead(low, high)
 
-    def forward(self, obs, noise_clip=None):
-        """(action, u) for obs (S, batch, obs_dim); `noise_clip` clips the standard normal noise (the MMD's
-        samples: 0.5, "this trick stabilizes learning"), None leaves it (the target's and acting samples)."""
+    def forward(self, obs, samples=1, noise_clip=None):
+        """(action, u), each (S, batch * samples, act_dim), `samples` per state of obs (S, batch, obs_dim) in a
+        row; the network runs once per state. `noise_clip` clips the
+        standard normal noise (the MMD's samples: 0.5, "this trick stabilizes learning"), None leaves it (the
+        target's and the acting samples), as algos.py sample_multiple and forward."""
         out = self.net(obs)
-        mean, log_std = out[..., :self.act_dim], out[..., self.act_dim:]
-        noise = torch.randn_like(mean)
+        s, b, _ = out.shape
+        mean, std = out[..., :self.act_dim].unsqueeze(2), out[..., self.act_dim:].exp().unsqueeze(2)
+        noise = torch.randn(s, b, samples, self.act_dim)
         if noise_clip is not None:
             noise = noise.clamp_(-noise_clip, noise_clip)
-        u = mean + log_std.exp() * noise
+        u = torch.addcmul(mean, std, noise).reshape(s, b * samples, self.act_dim)
         return self.bound(u), u
 
 
@@ -95,19 +97,18 @@ class BEAR(Algorithm):
         stats = self.vae_update(batch, want_stats)
         with torch.no_grad():
             n = cfg.target_samples
-            next_obs = repeat_states(batch.next_obs, n)
-            next_action, _ = self.actor_target(next_obs)
+            next_action, _ = self.actor_target(batch.next_obs, n)
             target = sampled_td_target(batch.reward, batch.not_done, cfg.gamma,
-                                       self.critic_target(next_obs, next_action), cfg.lmbda, n)
+                                       self.critic_target(batch.next_obs, next_action, repeats=n), cfg.lmbda, n)
         q = self.critic_step(batch, target)
 
         m = cfg.mmd_samples
-        obs_rep = repeat_states(batch.obs, m)
         with torch.no_grad():
-            _, behaviour_raw = self.cvae.decode_with_raw(obs_rep)
-        action, raw = self.actor(obs_rep, noise_clip=0.5)
+            _, behaviour_raw = self.cvae.decode_with_raw(batch.obs, repeats=m)
+        action, raw = self.actor(batch.obs, m, noise_clip=0.5)
         distance = mmd(behaviour_raw.view(s, b, m, -1), raw.view(s, b, m, -1), cfg.kernel, cfg.mmd_sigma)  # (S, B)
-        q_policy = self.critic(obs_rep, action, detached=True).view(s, 2, b, m).mean(dim=3).amin(dim=1)  # (S, B)
+        q_all = self.critic(batch.obs, action, detached=True, repeats=m).view(s, 2, b, m)
+        q_policy = q_all.mean(dim=3).amin(dim=1)  # mean over the samples, min over the two critics: (S, B)
         alpha = self.log_alpha.detach().exp()
         warm = self.step_count < cfg.warmstart_steps
         actor_loss = alpha * distance.mean(dim=1) - (0.0 if warm else q_policy.mean(dim=1))  # (S,)
@@ -129,5 +130,4 @@ class BEAR(Algorithm):
     @torch.no_grad()
     def act(self, obs):
         n = self.cfg.act_samples
-        obs_rep = repeat_states(obs, n)
-        return best_under_q1(self.critic, obs_rep, self.actor(obs_rep)[0], n)
+        return best_under_q1(self.critic, obs, self.actor(obs, n)[0], n)

@@ -241,6 +241,18 @@ def test_stacked_seeds_do_not_mix(algo):
     assert any(not torch.equal(a, b) for a, b in zip(snapshot(copy_), snapshot(algorithm)))
 
 
+def test_states_given_once_for_several_actions_equal_the_repeated_states():
+    """repeats=n: each state's first-layer product computed once, as if the states were repeated n times."""
+    from plas_ros.algos.nets import CVAE, TwinCritic
+    obs, actions = torch.randn(2, 4, 5), torch.randn(2, 12, 3)
+    critic = TwinCritic([0, 1], 5, 3, [8, 8])
+    assert torch.allclose(critic(obs, actions, repeats=3), critic(repeat_states(obs, 3), actions), atol=1e-6)
+    assert torch.allclose(critic.q1(obs, actions, repeats=3), critic.q1(repeat_states(obs, 3), actions), atol=1e-6)
+    cvae = CVAE([0, 1], 5, 3, [8], LOW, HIGH)
+    z = torch.randn(2, 12, cvae.latent_dim)
+    assert torch.allclose(cvae.decode(obs, z, repeats=3), cvae.decode(repeat_states(obs, 3), z), atol=1e-6)
+
+
 def test_sampled_target_takes_the_best_sample_of_the_soft_clipped_double_q():
     obs = torch.arange(6.0).view(1, 2, 3)
     assert repeat_states(obs, 2)[0, :, 0].tolist() == [0.0, 0.0, 3.0, 3.0]

@@ -98,7 +98,7 @@ def test_baselines_stay_near_the_support(tmp_path, algo):
 def policy_samples(algorithm, per_state=50):
     """Actions of BEAR's policy in STATES with the noise of its MMD samples (clipped to +-0.5)."""
     with torch.no_grad():
-        return algorithm.actor(STATES.repeat_interleave(per_state, 1), noise_clip=0.5)[0][0, :, 0].numpy()
+        return algorithm.actor(STATES, per_state, noise_clip=0.5)[0][0, :, 0].numpy()
 
 
 def test_bear_keeps_its_policy_on_the_datas_modes(tmp_path):
