@@ -37,8 +37,8 @@ VARIANTS = {
 
 def use_variant(name):
     """Point every algorithm module's make_adam at one variant."""
-    from plas_ros.algos import base, bc, bcq, nets, plas, td3
-    for module in (base, bc, bcq, nets, plas, td3):
+    from plas_ros.algos import base, bc, bcq, bear, nets, plas, td3
+    for module in (base, bc, bcq, bear, nets, plas, td3):
         module.make_adam = VARIANTS[name]
 
 

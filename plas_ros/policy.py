@@ -1,4 +1,8 @@
-"""Load a trained checkpoint directory as a deterministic policy: `load_policy(DIR).act(obs)`.
+"""Load a trained checkpoint directory as a policy: `load_policy(DIR).act(obs)`.
+
+PLAS, PLAS+P, BC and offline TD3 act deterministically. BCQ and BEAR act as their authors' select_action: the
+best under Q1 of candidates sampled afresh at each call (torch's global generator: torch.manual_seed makes a
+sequence of calls repeatable).
 
 Loading never executes code from the checkpoint: config.yaml is read with yaml.safe_load and model.pt
 with torch.load(weights_only=True), which only rebuilds containers, numbers, strings and tensors.
@@ -11,12 +15,13 @@ import torch
 import yaml
 
 from plas_ros.algos.checkpoint import CONFIG_FILE, FORMAT, MODEL_FILE
-from plas_ros.algos.config import config_from_dict
+from plas_ros.algos.config import ALGOS, config_from_dict, fields_of
 from plas_ros.algos.registry import build_algorithm
 
 
 class Policy:
-    """Deterministic actions inside [action_low, action_high] for one observation (D,) or a batch (N, D)."""
+    """Actions inside [action_low, action_high] for one observation (D,) or a batch (N, D) (see the module's
+    docstring for the algorithms that sample)."""
 
     def __init__(self, algorithm, config):
         self._algorithm = algorithm.eval()
@@ -83,13 +88,32 @@ def read_weights(directory):
     return model['modules']
 
 
+# Version 1 checkpoints recorded every algorithm's fields, some under other names (algorithm -> {old: new}).
+_V1_NAMES = {'plas_p': {'perturbation_phi': 'phi'},
+             'td3': {'td3_policy_noise': 'policy_noise', 'td3_noise_clip': 'noise_clip',
+                     'td3_policy_delay': 'policy_delay'},
+             'bcq': {'bcq_phi': 'phi', 'bcq_target_samples': 'target_samples', 'bcq_act_samples': 'act_samples'}}
+
+
+def train_section(config):
+    """The checkpoint's training configuration with its algo; of a version 1 checkpoint, the fields the
+    algorithm takes (under their present names)."""
+    algo = config['algo']
+    train = dict(config['train'], algo=algo)
+    if int(config.get('version', 1)) >= 2 or algo not in ALGOS:
+        return train
+    names = _V1_NAMES.get(algo, {})
+    renamed = {names.get(key, key): value for key, value in train.items()}
+    return {key: value for key, value in renamed.items() if key in fields_of(algo)}
+
+
 def load_policy(directory, obs_dim=None, act_dim=None) -> Policy:
     """Load DIR (model.pt + config.yaml). `obs_dim`/`act_dim`, when given, must match the checkpoint."""
     config = read_checkpoint_config(directory)
     for name, expected in (('obs_dim', obs_dim), ('act_dim', act_dim)):
         if expected is not None and int(config[name]) != int(expected):
             raise ValueError('%s: checkpoint %s is %d but %d was expected' % (directory, name, config[name], expected))
-    cfg = config_from_dict(dict(config['train'], algo=config['algo']), source=str(directory))
+    cfg = config_from_dict(train_section(config), source=str(directory))
     algorithm = build_algorithm(cfg, int(config['obs_dim']), int(config['act_dim']), config['action_low'],
                                 config['action_high'], seeds=[int(config.get('seed', 0))])
     try:

@@ -18,7 +18,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from plas_ros.algos.config import load_config
+from plas_ros.algos.config import fields_of, load_config
 from plas_ros.algos.trainer import Trainer, seed_dirs
 from plas_ros.collect import collect
 from plas_ros.collect.policies import load_collect_config, make_policy
@@ -27,7 +27,7 @@ from plas_ros.data.loader import load_datasets
 from plas_ros.env.evaluation import Evaluator
 from plas_ros.sim.gym_env import make_env
 
-LABELS = {'plas': 'PLAS', 'plas_p': 'PLAS+P', 'bc': 'BC', 'td3': 'Offline TD3', 'bcq': 'BCQ'}
+LABELS = {'plas': 'PLAS', 'plas_p': 'PLAS+P', 'bc': 'BC', 'td3': 'Offline TD3', 'bcq': 'BCQ', 'bear': 'BEAR'}
 LAST_EVALS = 5  # a 5-episode evaluation is noisy: the table also averages the last few
 QUICK = {'behaviour_transitions': 600, 'expert_episodes': 2, 'seeds': [0, 1], 'steps': 60, 'vae_steps': 200,
          'eval_every': 30, 'eval_episodes': 2}
@@ -73,9 +73,9 @@ def expert_level(evaluator):
 
 
 def train_one(algo, dataset, plan, out, evaluator, progress=True):
-    cfg = load_config(config_path(plan['train_config']), algo=algo, steps=plan['steps'],
-                      vae_steps=plan['vae_steps'], eval_every=plan['eval_every'],
-                      eval_episodes=plan['eval_episodes'])
+    vae_steps = plan['vae_steps'] if 'vae_steps' in fields_of(algo) else None  # only PLAS pre-trains its CVAE
+    cfg = load_config(config_path(plan['train_config']), algo=algo, steps=plan['steps'], vae_steps=vae_steps,
+                      eval_every=plan['eval_every'], eval_episodes=plan['eval_episodes'])
     seeds = list(plan['seeds'])
     trainer = Trainer(cfg, dataset, seeds, seed_dirs(os.path.join(out, algo), seeds, multi=True),
                       evaluator=evaluator, progress=progress)

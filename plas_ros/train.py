@@ -29,12 +29,13 @@ def build_parser():
     p = argparse.ArgumentParser(prog='python -m plas_ros.train', description=__doc__.splitlines()[0])
     p.add_argument('--dataset', nargs='+', required=True, help='HDF5 files (D4RL layout), concatenated')
     p.add_argument('--algo', choices=ALGOS, required=True)
-    p.add_argument('--config', help='preset YAML (config/train_robot.yaml, config/train_mujoco.yaml)')
+    p.add_argument('--config', help='preset YAML (config/train_robot.yaml, config/train_mujoco.yaml); resolution: '
+                   'config/train.yaml defaults < its <algo> section < the preset < its <algo> section < options')
     p.add_argument('--out', required=True, help='checkpoint directory')
     p.add_argument('--seed', type=int, default=None, help='one seed (default 0)')
     p.add_argument('--seeds', type=parse_seeds, default=None, help='several seeds trained together, e.g. 0,1,2')
     p.add_argument('--steps', type=int, help='policy updates (overrides the preset)')
-    p.add_argument('--vae-steps', type=int, help='CVAE updates (overrides the preset)')
+    p.add_argument('--vae-steps', type=int, help='phase-1 CVAE updates of plas and plas_p (overrides the preset)')
     p.add_argument('--batch-size', type=int)
     p.add_argument('--log-every', type=int, help='steps between TensorBoard scalars')
     p.add_argument('--eval-env', help='MODULE:FACTORY returning a gymnasium env, e.g. plas_ros.sim.gym_env:make_env')
@@ -59,8 +60,9 @@ def main(argv=None):
         dataset = load_datasets(args.dataset, obs_dim=args.obs_dim, act_dim=args.act_dim)
         evaluator = None
         if args.eval_env:
+            # gamma scores the critic against the returns; behaviour cloning has neither critic nor gamma.
             evaluator = Evaluator(load_env_factory(args.eval_env), episodes=max(cfg.eval_episodes, 1),
-                                  gamma=cfg.gamma, seed=seeds[0])
+                                  gamma=getattr(cfg, 'gamma', None), seed=seeds[0])
     except (DatasetError, ValueError, OSError, ImportError) as exc:
         sys.exit('error: %s' % exc)
     if cfg.threads:

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from plas_ros.algos.config import TrainConfig
-from plas_ros.algos.nets import CVAE, make_adam
+from plas_ros.algos.nets import CVAE, make_adam, twin_critic_loss
 
 # A parameter of a StackedMLP: its first dimension counts members (seeds, or seeds x 2 for twin critics).
 _STACKED = re.compile(r'(^|\.)(input_weights|weights|biases)\.\d+$')
@@ -20,6 +20,20 @@ class Batch(NamedTuple):
     reward: torch.Tensor
     not_done: torch.Tensor
     next_obs: torch.Tensor
+
+
+def descend(optimizer, loss: torch.Tensor):
+    """One optimiser step on `loss` (per-seed losses summed: each seed's gradient is its own)."""
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
+def critic_stats(q: torch.Tensor, target: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """Per-seed scalars of a twin-critic step: the loss, the mean Q1 of the data and the mean target."""
+    with torch.no_grad():
+        return {'loss/critic': (q - target.unsqueeze(1)).pow(2).mean(2).sum(1), 'q/data_q1': q[:, 0].mean(1),
+                'q/target': target.mean(1)}
 
 
 class Algorithm(nn.Module):
@@ -46,10 +60,9 @@ class Algorithm(nn.Module):
         self.vae_optimizer = make_adam(self.cvae.parameters(), cfg.vae_lr)
 
     def vae_update(self, batch: Batch, want_stats: bool = False) -> Dict[str, torch.Tensor]:
+        """One step of the CVAE (phase 1 of PLAS; every step of BCQ and BEAR, on the policy's batch)."""
         loss, recon, kl = self.cvae.loss(batch.obs, batch.action, self.cfg.vae_kl_weight)
-        self.vae_optimizer.zero_grad()
-        loss.backward()
-        self.vae_optimizer.step()
+        descend(self.vae_optimizer, loss)
         return {'vae/reconstruction': recon.detach(), 'vae/kl': kl.detach()} if want_stats else {}
 
     def freeze_cvae(self):
@@ -61,6 +74,12 @@ class Algorithm(nn.Module):
     # -- phase 2 --
     def update(self, batch: Batch, want_stats: bool = False) -> Dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def critic_step(self, batch: Batch, target: torch.Tensor) -> torch.Tensor:
+        """One step of the twin critics on MSE(Q1, y) + MSE(Q2, y); returns Q(s, a), (S, 2, batch)."""
+        q = self.critic(batch.obs, batch.action)
+        descend(self.critic_optimizer, twin_critic_loss(q, target))
+        return q
 
     def act(self, obs: torch.Tensor) -> torch.Tensor:
         """Deterministic actions: obs (S, batch, obs_dim) -> (S, batch, act_dim) inside the action bounds."""

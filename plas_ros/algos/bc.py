@@ -1,8 +1,12 @@
-"""Behaviour cloning: a deterministic policy a = bounded(MLP(s)) regressed onto the dataset's actions (MSE)."""
+"""Behaviour cloning: a deterministic policy a = bounded(MLP(s)) regressed onto the dataset's actions (MSE).
+
+Plain behaviour cloning, the baseline of the PLAS paper's figure 3(c): no critic, no behaviour model; the
+shared settings of config/train.yaml (actor_hidden, actor_lr, batch_size, steps) and nothing else.
+"""
 import torch
 from torch import nn
 
-from plas_ros.algos.base import Algorithm, Batch
+from plas_ros.algos.base import Algorithm, Batch, descend
 from plas_ros.algos.nets import BoundedHead, StackedMLP, make_adam, member_generators
 
 
@@ -30,9 +34,7 @@ class BC(Algorithm):
 
     def update(self, batch: Batch, want_stats=False):
         per_seed = (self.actor(batch.obs) - batch.action).pow(2).mean(dim=(1, 2))
-        self.actor_optimizer.zero_grad()
-        per_seed.sum().backward()
-        self.actor_optimizer.step()
+        descend(self.actor_optimizer, per_seed.sum())
         return {'loss/actor': per_seed.detach()} if want_stats else {}
 
     @torch.no_grad()

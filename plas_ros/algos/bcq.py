@@ -1,25 +1,27 @@
-"""BCQ (Fujimoto, Meger, Precup 2019), continuous version, as in the authors' code.
+"""BCQ (Fujimoto, Meger, Precup 2019), continuous version, as the authors' continuous_BCQ/BCQ.py (sfujim/BCQ).
 
-A CVAE proposes actions (pre-trained in phase 1 like PLAS's, then trained on with the policy as BCQ does);
-a perturbation actor xi(s, a) adds phi * half_range * tanh(...) within the bounds; the target takes, per
-next state, the best of `bcq_target_samples` perturbed decoded candidates under the soft clipped double Q.
-Acting picks the best of `bcq_act_samples` candidates under Q1. To make acting deterministic, the latent
-samples used at act time are fixed (a buffer drawn once from the clipped normal and saved with the model).
+Every step, on one batch: the CVAE (from scratch, no pre-training phase) takes one step on MSE + 0.5 KL;
+the critics take one step towards y = r + gamma (1 - terminal) max over `target_samples` candidates of
+lambda min(Q1', Q2') + (1 - lambda) max(Q1', Q2'), the candidates being the target perturbation actor applied
+to actions decoded for s' (latents N(0, 1) clipped to [-0.5, 0.5]); the perturbation actor
+xi(s, a) = clamp(a + phi * half_range * tanh(MLP(s, a))) takes one step on -Q1(s, xi(s, decoded a)); actor and
+critic targets are soft-updated. Acting: the best under Q1 of `act_samples` candidates, decoded afresh at
+each call (as the authors' select_action, so acting is stochastic).
 """
 import torch
 from torch import nn
 
-from plas_ros.algos.base import Algorithm, Batch
+from plas_ros.algos.base import Algorithm, Batch, critic_stats, descend
 from plas_ros.algos.nets import (
     BoundedHead,
     SoftUpdater,
     StackedMLP,
     TwinCritic,
+    best_under_q1,
     frozen_copy,
     make_adam,
     member_generators,
-    soft_clipped_double_q,
-    twin_critic_loss,
+    sampled_td_target,
 )
 
 
@@ -31,18 +33,19 @@ class PerturbationActor(nn.Module):
         self.net.reset_parameters(member_generators(seeds, salt=61))
         self.bound = BoundedHead(low, high)
 
-    def forward(self, obs, action):
-        residual = torch.tanh(self.net(obs, action)) * (self.phi * self.bound.half_range)
+    def forward(self, obs, action, repeats=1):
+        """xi(s, a) for actions (S, B * repeats, A), `repeats` per state of obs (S, B, D) in a row."""
+        residual = torch.tanh(self.net(obs, action, repeats=repeats)) * (self.phi * self.bound.half_range)
         return self.bound.clamp(action + residual)
 
 
 class BCQ(Algorithm):
-    saved_modules = ('actor', 'critic', 'cvae', 'act_latents')
+    saved_modules = ('actor', 'critic', 'cvae')
 
     def __init__(self, cfg, obs_dim, act_dim, action_low, action_high, seeds=(0,)):
         super().__init__(cfg, obs_dim, act_dim, action_low, action_high, seeds)
         self.make_cvae()
-        self.actor = PerturbationActor(self.seeds, obs_dim, act_dim, cfg.actor_hidden, cfg.bcq_phi,
+        self.actor = PerturbationActor(self.seeds, obs_dim, act_dim, cfg.actor_hidden, cfg.phi,
                                        self.action_low, self.action_high)
         self.critic = TwinCritic(self.seeds, obs_dim, act_dim, cfg.critic_hidden)
         self.actor_target = frozen_copy(self.actor)
@@ -50,69 +53,30 @@ class BCQ(Algorithm):
         self.actor_optimizer = make_adam(self.actor.parameters(), cfg.actor_lr)
         self.critic_optimizer = make_adam(self.critic.parameters(), cfg.critic_lr)
         self.soft_update = SoftUpdater([(self.critic_target, self.critic), (self.actor_target, self.actor)], cfg.tau)
-        gen = torch.Generator().manual_seed(self.seeds[0])
-        latents = torch.randn(cfg.bcq_act_samples, self.cvae.latent_dim, generator=gen).clamp_(-0.5, 0.5)
-        self.act_latents = _Latents(latents)
-
-    def freeze_cvae(self):
-        """BCQ keeps training its CVAE alongside the policy (the authors' algorithm): nothing to freeze."""
-
-    def _repeat(self, obs, times):
-        """(S, B, D) -> (S, B * times, D), each state repeated `times` times consecutively."""
-        s, b, d = obs.shape
-        return obs.unsqueeze(2).expand(s, b, times, d).reshape(s, b * times, d)
 
     def update(self, batch: Batch, want_stats=False):
         cfg = self.cfg
-        vae_stats = self.vae_update(batch, want_stats)
+        stats = self.vae_update(batch, want_stats)
         with torch.no_grad():
-            n = cfg.bcq_target_samples
-            next_obs = self._repeat(batch.next_obs, n)
-            next_action = self.actor_target(next_obs, self.cvae.decode(next_obs))
-            q_next = self.critic_target(next_obs, next_action)
-            s, b = batch.reward.shape
-            best = soft_clipped_double_q(q_next[:, 0], q_next[:, 1], cfg.lmbda).view(s, b, n).amax(dim=2)
-            target = batch.reward + cfg.gamma * batch.not_done * best
-        q = self.critic(batch.obs, batch.action)
-        critic_loss = twin_critic_loss(q, target)
-        self.critic_optimizer.zero_grad()
-        critic_loss.backward()
-        self.critic_optimizer.step()
+            n = cfg.target_samples  # per next state, as repeat_interleave(next_state, 10) in BCQ.py
+            next_obs = batch.next_obs
+            next_action = self.actor_target(next_obs, self.cvae.decode(next_obs, repeats=n), repeats=n)
+            target = sampled_td_target(batch.reward, batch.not_done, cfg.gamma,
+                                       self.critic_target(next_obs, next_action, repeats=n), cfg.lmbda, n)
+        q = self.critic_step(batch, target)
 
         with torch.no_grad():
             sampled = self.cvae.decode(batch.obs)
-        actor_q = self.critic.q1(batch.obs, self.actor(batch.obs, sampled), detached=True)
-        actor_loss = -actor_q.mean(dim=1)
-        self.actor_optimizer.zero_grad()
-        actor_loss.sum().backward()
-        self.actor_optimizer.step()
+        actor_loss = -self.critic.q1(batch.obs, self.actor(batch.obs, sampled), detached=True).mean(dim=1)
+        descend(self.actor_optimizer, actor_loss.sum())
 
         self.soft_update()
-        if not want_stats:
-            return {}
-        with torch.no_grad():
-            vae_stats.update({'loss/critic': (q - target.unsqueeze(1)).pow(2).mean(2).sum(1),
-                              'loss/actor': actor_loss.detach(), 'q/data_q1': q[:, 0].mean(1),
-                              'q/target': target.mean(1)})
-            return vae_stats
+        if want_stats:
+            stats.update(critic_stats(q, target))
+            stats['loss/actor'] = actor_loss.detach()
+        return stats
 
     @torch.no_grad()
     def act(self, obs):
-        latents = self.act_latents.value
-        n = latents.shape[0]
-        s, b, _ = obs.shape
-        obs_rep = self._repeat(obs, n)
-        z = latents.expand(s, b, n, latents.shape[1]).reshape(s, b * n, latents.shape[1])
-        candidates = self.actor(obs_rep, self.cvae.decode(obs_rep, z))
-        q1 = self.critic.q1(obs_rep, candidates).view(s, b, n)
-        best = q1.argmax(dim=2)
-        candidates = candidates.view(s, b, n, -1)
-        return torch.gather(candidates, 2, best[..., None, None].expand(s, b, 1, candidates.shape[-1])).squeeze(2)
-
-
-class _Latents(nn.Module):
-    """Holds the fixed act-time latent samples as a buffer, so they are saved in the state dict."""
-
-    def __init__(self, latents):
-        super().__init__()
-        self.register_buffer('value', latents)
+        n = self.cfg.act_samples
+        return best_under_q1(self.critic, obs, self.actor(obs, self.cvae.decode(obs, repeats=n), repeats=n), n)

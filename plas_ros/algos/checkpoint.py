@@ -2,7 +2,9 @@
 
 DIR/model.pt      a dict of plain containers, strings, numbers and tensors only: {'format', 'version',
                   'modules': {module name: state dict}}; loadable with torch.load(weights_only=True).
-DIR/config.yaml   the resolved configuration: algo, seed, dims, action bounds, the TrainConfig, the datasets.
+DIR/config.yaml   the resolved configuration: algo, seed, dims, action bounds, `train` (the fields of the
+                  algorithm's configuration, exactly those: what it ran with), the datasets, the progress.
+Version 2: `train` holds the algorithm's own fields; version 1 held every algorithm's (plas_ros.policy reads both).
 """
 import os
 
@@ -11,7 +13,7 @@ import torch
 import yaml
 
 FORMAT = 'plas_ros-policy'
-VERSION = 1
+VERSION = 2
 MODEL_FILE = 'model.pt'
 CONFIG_FILE = 'config.yaml'
 

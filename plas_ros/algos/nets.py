@@ -50,11 +50,14 @@ class StackedMLP(nn.Module):
                 for b, fan_in in zip(self.biases, fan_ins):
                     b[m].uniform_(-1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in), generator=gen)
 
-    def forward(self, *inputs: torch.Tensor, detached: bool = False, members: Optional[slice] = None):
+    def forward(self, *inputs: torch.Tensor, detached: bool = False, members: Optional[slice] = None,
+                repeats: int = 1):
         """inputs (members, batch, part) each -> (members, batch, out).
 
         `detached` blocks gradients to the weights (the actor's loss must move the actor only, not the
-        critic or decoder it flows through); `members` runs a subset (e.g. every Q1 of a twin critic).
+        critic or decoder it flows through); `members` runs a subset (e.g. every Q1 of a twin critic);
+        `repeats` > 1: inputs[0] (the states) has one row for every `repeats` consecutive rows of the other
+        inputs (several sampled actions per state), and its first-layer product is computed once per state.
         """
         params = list(self.input_weights) + list(self.weights) + list(self.biases)
         if detached:
@@ -64,6 +67,9 @@ class StackedMLP(nn.Module):
         n_in, n_hidden = len(self.input_weights), len(self.weights)
         input_weights, weights, biases = params[:n_in], params[n_in:n_in + n_hidden], params[n_in + n_hidden:]
         x = torch.baddbmm(biases[0], inputs[0], input_weights[0])
+        if repeats > 1:
+            m, rows, width = x.shape
+            x = x.unsqueeze(2).expand(m, rows, repeats, width).reshape(m, rows * repeats, width)
         for part, w in zip(inputs[1:], input_weights[1:]):
             x = torch.baddbmm(x, part, w)
         for w, b in zip(weights, biases[1:]):
@@ -80,17 +86,20 @@ class TwinCritic(nn.Module):
         self.net = StackedMLP(2 * self.seeds, (obs_dim, act_dim), hidden, 1)
         self.net.reset_parameters(_twin_generators(seeds))
 
-    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """Both Q's: (S, 2, batch), [:, 0] is Q1 and [:, 1] is Q2."""
-        s, batch, _ = obs.shape
-        twice = (s, 2, batch)
-        q = self.net(obs.unsqueeze(1).expand(twice + obs.shape[-1:]).reshape(2 * s, batch, -1),
-                     action.unsqueeze(1).expand(twice + action.shape[-1:]).reshape(2 * s, batch, -1))
-        return q.view(twice)
+    def forward(self, obs: torch.Tensor, action: torch.Tensor, detached: bool = False, repeats: int = 1
+                ) -> torch.Tensor:
+        """Both Q's: (S, 2, batch), [:, 0] is Q1 and [:, 1] is Q2; `detached` for an actor's loss; `repeats`:
+        `repeats` actions per state (rows of repeat_states(obs, repeats)), obs given once (S, batch / repeats)."""
+        s, batch, _ = action.shape
+        twice = (s, 2)
+        q = self.net(obs.unsqueeze(1).expand(twice + obs.shape[-2:]).reshape(2 * s, obs.shape[1], -1),
+                     action.unsqueeze(1).expand(twice + action.shape[-2:]).reshape(2 * s, batch, -1),
+                     detached=detached, repeats=repeats)
+        return q.view(s, 2, batch)
 
-    def q1(self, obs: torch.Tensor, action: torch.Tensor, detached: bool = False) -> torch.Tensor:
+    def q1(self, obs: torch.Tensor, action: torch.Tensor, detached: bool = False, repeats: int = 1) -> torch.Tensor:
         """Q1 only, (S, batch); `detached` for the actor's loss (gradient to the action only)."""
-        return self.net(obs, action, detached=detached, members=slice(0, None, 2)).squeeze(-1)
+        return self.net(obs, action, detached=detached, members=slice(0, None, 2), repeats=repeats).squeeze(-1)
 
 
 def _twin_generators(seeds):
@@ -136,10 +145,17 @@ class CVAE(nn.Module):
         self.decoder.reset_parameters(member_generators(seeds, salt=22))
         self.bound = BoundedHead(low, high)
 
-    def decode(self, obs, z=None, detached=False):
+    def decode(self, obs, z=None, detached=False, repeats=1):
+        """Actions for obs (S, batch, obs_dim), `repeats` per state in a row; z None: fresh latents sampled as
+        BCQ samples them."""
+        return self.decode_with_raw(obs, z, detached, repeats)[0]
+
+    def decode_with_raw(self, obs, z=None, detached=False, repeats=1):
+        """(action, the decoder's output before the tanh bound); BEAR's MMD compares the latter."""
         if z is None:  # BCQ's sampling: a standard normal clipped to [-0.5, 0.5]
-            z = torch.randn(obs.shape[:-1] + (self.latent_dim,)).clamp_(-0.5, 0.5)
-        return self.bound(self.decoder(obs, z, detached=detached))
+            z = torch.randn(obs.shape[0], obs.shape[1] * repeats, self.latent_dim).clamp_(-0.5, 0.5)
+        raw = self.decoder(obs, z, detached=detached, repeats=repeats)
+        return self.bound(raw), raw
 
     def loss(self, obs, action, kl_weight):
         """Per-seed loss summed over seeds (each seed's gradient is that of its own mean loss)."""
@@ -179,6 +195,29 @@ def td_target(reward, not_done, gamma, q1_next, q2_next, lmbda):
 def twin_critic_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """MSE(Q1, y) + MSE(Q2, y) per seed, summed over seeds; q (S, 2, batch), target (S, batch)."""
     return (q - target.unsqueeze(1)).pow(2).sum() / q.shape[-1]
+
+
+def repeat_states(obs: torch.Tensor, times: int) -> torch.Tensor:
+    """(S, B, D) -> (S, B * times, D), each state repeated `times` times in a row (torch.repeat_interleave)."""
+    s, b, d = obs.shape
+    return obs.unsqueeze(2).expand(s, b, times, d).reshape(s, b * times, d)
+
+
+def sampled_td_target(reward, not_done, gamma, q_next, lmbda, times):
+    """BCQ's target over `times` sampled next actions per state: y = r + gamma (1 - terminal) max over the
+    samples of the soft clipped double Q. q_next (S, 2, B * times), `times` rows per next state in a row."""
+    s, b = reward.shape
+    best = soft_clipped_double_q(q_next[:, 0], q_next[:, 1], lmbda).view(s, b, times).amax(dim=2)
+    return torch.addcmul(reward, not_done, best, value=gamma)
+
+
+def best_under_q1(critic: TwinCritic, obs: torch.Tensor, candidates: torch.Tensor, times: int) -> torch.Tensor:
+    """Of `times` candidate actions per state of obs (S, B, D) (`times` rows per state in a row), the one of
+    highest Q1: (S, B * times, A) -> (S, B, A). How BCQ and BEAR select an action."""
+    s, rows, a = candidates.shape
+    b = rows // times
+    best = critic.q1(obs, candidates, repeats=times).view(s, b, times).argmax(dim=2)
+    return torch.gather(candidates.view(s, b, times, a), 2, best[..., None, None].expand(s, b, 1, a)).squeeze(2)
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:

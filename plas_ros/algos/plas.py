@@ -9,7 +9,7 @@ soft target updates of actor and critics every step.
 import torch
 from torch import nn
 
-from plas_ros.algos.base import Algorithm, Batch
+from plas_ros.algos.base import Algorithm, Batch, critic_stats, descend
 from plas_ros.algos.nets import (
     BoundedHead,
     SoftUpdater,
@@ -19,7 +19,6 @@ from plas_ros.algos.nets import (
     make_adam,
     member_generators,
     td_target,
-    twin_critic_loss,
 )
 
 
@@ -55,7 +54,7 @@ class PLAS(Algorithm):
     def __init__(self, cfg, obs_dim, act_dim, action_low, action_high, seeds=(0,)):
         super().__init__(cfg, obs_dim, act_dim, action_low, action_high, seeds)
         self.make_cvae()
-        phi = cfg.perturbation_phi if self.perturbed else 0.0
+        phi = cfg.phi if self.perturbed else 0.0
         self.actor = LatentActor(self.seeds, obs_dim, act_dim, self.cvae.latent_dim, cfg.actor_hidden,
                                  cfg.max_latent_action, phi, self.action_low, self.action_high)
         self.critic = TwinCritic(self.seeds, obs_dim, act_dim, cfg.critic_hidden)
@@ -74,26 +73,20 @@ class PLAS(Algorithm):
             next_action, _ = self.actor_target(batch.next_obs, self._decode)
             q_next = self.critic_target(batch.next_obs, next_action)
             target = td_target(batch.reward, batch.not_done, cfg.gamma, q_next[:, 0], q_next[:, 1], cfg.lmbda)
-        q = self.critic(batch.obs, batch.action)
-        critic_loss = twin_critic_loss(q, target)
-        self.critic_optimizer.zero_grad()
-        critic_loss.backward()
-        self.critic_optimizer.step()
+        q = self.critic_step(batch, target)
 
         action, z = self.actor(batch.obs, self._decode)
         actor_q = self.critic.q1(batch.obs, action, detached=True)
-        actor_loss = -actor_q.sum() / actor_q.shape[1]  # per-seed mean, summed over seeds
-        self.actor_optimizer.zero_grad()
-        actor_loss.backward()
-        self.actor_optimizer.step()
+        descend(self.actor_optimizer, -actor_q.sum() / actor_q.shape[1])  # per-seed mean, summed over seeds
 
         self.soft_update()
         if not want_stats:
             return {}
+        stats = critic_stats(q, target)
         with torch.no_grad():
-            return {'loss/critic': (q - target.unsqueeze(1)).pow(2).mean(2).sum(1), 'loss/actor': -actor_q.mean(1),
-                    'q/data_q1': q[:, 0].mean(1), 'q/target': target.mean(1), 'q/policy_q1': actor_q.mean(1),
-                    'latent/norm': z.norm(dim=-1).mean(1), 'latent/abs_max': z.abs().amax(dim=(1, 2))}
+            stats.update({'loss/actor': -actor_q.mean(1), 'q/policy_q1': actor_q.mean(1),
+                          'latent/norm': z.norm(dim=-1).mean(1), 'latent/abs_max': z.abs().amax(dim=(1, 2))})
+        return stats
 
     @torch.no_grad()
     def act(self, obs):

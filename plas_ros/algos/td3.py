@@ -1,13 +1,15 @@
-"""Offline TD3 (Fujimoto et al. 2018) run unchanged on the fixed dataset: the paper's unconstrained baseline.
+"""Offline TD3 (Fujimoto, van Hoof, Meger 2018): TD3 run unchanged on the fixed dataset, the paper's
+unconstrained baseline; as the authors' TD3.py (sfujim/TD3).
 
-Target policy smoothing (noise and clip as fractions of the action half-range), clipped double Q with the
-config's lambda (1.0 is TD3's min), delayed actor and target updates every `td3_policy_delay` steps.
+Critics: twin Q, target y = r + gamma (1 - terminal) min(Q1', Q2') (config td3.lmbda: 1.0) at
+(s', clamp(pi'(s') + clip(N(0, policy_noise), +-noise_clip))), noise as fractions of the action half-range.
+Every `policy_delay`-th step: the actor on -Q1(s, pi(s)), then soft updates of actor and critic targets.
 """
 import torch
 
-from plas_ros.algos.base import Algorithm, Batch
+from plas_ros.algos.base import Algorithm, Batch, critic_stats, descend
 from plas_ros.algos.bc import DeterministicActor
-from plas_ros.algos.nets import SoftUpdater, TwinCritic, frozen_copy, make_adam, td_target, twin_critic_loss
+from plas_ros.algos.nets import SoftUpdater, TwinCritic, frozen_copy, make_adam, td_target
 
 
 class TD3(Algorithm):
@@ -29,31 +31,24 @@ class TD3(Algorithm):
     def update(self, batch: Batch, want_stats=False):
         cfg, bound = self.cfg, self.actor.bound
         with torch.no_grad():
-            noise = torch.randn_like(batch.action) * cfg.td3_policy_noise
-            noise = noise.clamp(-cfg.td3_noise_clip, cfg.td3_noise_clip) * bound.half_range
+            noise = torch.randn_like(batch.action) * cfg.policy_noise
+            noise = noise.clamp(-cfg.noise_clip, cfg.noise_clip) * bound.half_range
             next_action = bound.clamp(self.actor_target(batch.next_obs) + noise)
             q_next = self.critic_target(batch.next_obs, next_action)
             target = td_target(batch.reward, batch.not_done, cfg.gamma, q_next[:, 0], q_next[:, 1], cfg.lmbda)
-        q = self.critic(batch.obs, batch.action)
-        critic_loss = twin_critic_loss(q, target)
-        self.critic_optimizer.zero_grad()
-        critic_loss.backward()
-        self.critic_optimizer.step()
+        q = self.critic_step(batch, target)
 
         self.step_count += 1
-        if self.step_count % cfg.td3_policy_delay == 0:
-            actor_q = self.critic.q1(batch.obs, self.actor(batch.obs), detached=True)
-            actor_loss = -actor_q.mean(dim=1)
-            self.actor_optimizer.zero_grad()
-            actor_loss.sum().backward()
-            self.actor_optimizer.step()
+        if self.step_count % cfg.policy_delay == 0:
+            actor_loss = -self.critic.q1(batch.obs, self.actor(batch.obs), detached=True).mean(dim=1)
+            descend(self.actor_optimizer, actor_loss.sum())
             self.soft_update()
             self.last_actor_loss = actor_loss.detach()
         if not want_stats:
             return {}
-        with torch.no_grad():
-            return {'loss/critic': (q - target.unsqueeze(1)).pow(2).mean(2).sum(1), 'loss/actor': self.last_actor_loss,
-                    'q/data_q1': q[:, 0].mean(1), 'q/target': target.mean(1)}
+        stats = critic_stats(q, target)
+        stats['loss/actor'] = self.last_actor_loss
+        return stats
 
     @torch.no_grad()
     def act(self, obs):

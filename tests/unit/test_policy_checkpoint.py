@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from plas_ros.algos.checkpoint import save_checkpoint
-from plas_ros.algos.config import ALGOS, load_config
+from plas_ros.algos.config import ALGOS, fields_of, load_config
 from plas_ros.algos.registry import build_algorithm
 from plas_ros.policy import load_policy
 
@@ -15,29 +15,78 @@ LOW = np.array([-1.0, 0.0], np.float32)
 HIGH = np.array([1.0, 2.0], np.float32)
 
 
+# BCQ and BEAR act as their authors' select_action: the best of fresh samples at each call.
+SAMPLING = ('bcq', 'bear')
+
+
 def trained(algo, tmp_path, seeds=(5,), index=0):
-    cfg = load_config(None, algo=algo, actor_hidden=[8, 8], critic_hidden=[8, 8], vae_hidden=[8, 8],
-                      bcq_act_samples=6)
+    sizes = dict(actor_hidden=[8, 8], critic_hidden=[8, 8], vae_hidden=[8, 8], act_samples=6)
+    cfg = load_config(None, algo=algo, **{k: v for k, v in sizes.items() if k in fields_of(algo)})
     algorithm = build_algorithm(cfg, 4, 2, LOW, HIGH, seeds=list(seeds))
     directory = str(tmp_path / ('%s_%d' % (algo, index)))
     save_checkpoint(directory, algorithm, index, datasets=['a.h5'])
     return algorithm, directory
 
 
+OBS = np.random.default_rng(0).normal(size=(7, 4)).astype(np.float32)
+
+
 @pytest.mark.parametrize('algo', ALGOS)
-def test_round_trip_gives_identical_actions(algo, tmp_path):
+def test_round_trip_gives_identical_weights_and_actions(algo, tmp_path):
     algorithm, directory = trained(algo, tmp_path, seeds=(5, 6), index=1)
     policy = load_policy(directory)
-    obs = np.random.default_rng(0).normal(size=(7, 4)).astype(np.float32)
-    expected = algorithm.act(torch.from_numpy(obs)[None].expand(2, -1, -1))[1].numpy()
-    np.testing.assert_allclose(policy.act(obs), expected, atol=1e-6)
-    single = policy.act(obs[0])
-    assert single.shape == (2,) and single.dtype == np.float32
-    np.testing.assert_allclose(single, expected[0], atol=1e-6)
+    loaded, saved = policy._algorithm.seed_state(0), algorithm.seed_state(1)
+    assert set(loaded) == set(saved) == set(algorithm.saved_modules)
+    assert all(torch.equal(loaded[m][k], saved[m][k]) for m in saved for k in saved[m])
     assert (policy.obs_dim, policy.act_dim) == (4, 2)
     np.testing.assert_array_equal(policy.action_low, LOW)
     config = yaml.safe_load(open(os.path.join(directory, 'config.yaml')))
     assert config['algo'] == algo and config['seed'] == 6 and config['train']['actor_hidden'] == [8, 8]
+    assert config['version'] == 2 and set(config['train']) == set(fields_of(algo))
+    if algo in SAMPLING:
+        return  # the stacked algorithm draws its samples for both seeds: compared in the next test
+    expected = algorithm.act(torch.from_numpy(OBS)[None].expand(2, -1, -1))[1].numpy()
+    np.testing.assert_allclose(policy.act(OBS), expected, atol=1e-6)
+    single = policy.act(OBS[0])
+    assert single.shape == (2,) and single.dtype == np.float32
+    np.testing.assert_allclose(single, expected[0], atol=1e-6)
+
+
+@pytest.mark.parametrize('algo', SAMPLING)
+def test_sampling_policies_round_trip_under_the_same_generator(algo, tmp_path):
+    algorithm, directory = trained(algo, tmp_path, seeds=(6,))
+    policy = load_policy(directory)
+    torch.manual_seed(3)
+    expected = algorithm.act(torch.from_numpy(OBS)[None])[0].numpy()
+    torch.manual_seed(3)
+    actions = policy.act(OBS)
+    np.testing.assert_allclose(actions, expected, atol=1e-6)
+    assert actions.dtype == np.float32 and ((actions >= LOW) & (actions <= HIGH)).all()
+    assert not np.array_equal(policy.act(OBS), actions)  # fresh samples at each call
+
+
+# The train section of a version 1 checkpoint: every algorithm's fields, some under their old names.
+V1_TRAIN = {'actor_hidden': [8, 8], 'critic_hidden': [8, 8], 'vae_hidden': [8, 8], 'batch_size': 256,
+            'actor_lr': 3e-4, 'critic_lr': 3e-4, 'vae_lr': 1e-4, 'vae_steps': 15000, 'steps': 2400, 'gamma': 0.99,
+            'tau': 0.005, 'lmbda': 0.75, 'max_latent_action': 2.0, 'perturbation_phi': 0.05, 'vae_kl_weight': 0.5,
+            'td3_policy_noise': 0.2, 'td3_noise_clip': 0.5, 'td3_policy_delay': 2, 'bcq_phi': 0.05,
+            'bcq_target_samples': 10, 'bcq_act_samples': 6, 'log_every': 100, 'eval_every': 0, 'eval_episodes': 5,
+            'threads': 0}
+
+
+@pytest.mark.parametrize('algo', ['plas_p', 'td3', 'bcq', 'bc'])
+def test_version_1_checkpoints_still_load(algo, tmp_path):
+    algorithm, directory = trained(algo, tmp_path)
+    path = os.path.join(directory, 'config.yaml')
+    config = yaml.safe_load(open(path))
+    config.update(version=1, train=dict(V1_TRAIN, algo=algo))
+    yaml.safe_dump(config, open(path, 'w'))
+    cfg = load_policy(directory)._algorithm.cfg.to_dict()
+    assert set(cfg) == set(fields_of(algo)) and cfg['actor_hidden'] == [8, 8]
+    renamed = {'plas_p': ('phi', 0.05), 'td3': ('policy_delay', 2), 'bcq': ('act_samples', 6), 'bc': ('steps', 2400)}
+    assert cfg[renamed[algo][0]] == renamed[algo][1]
+    if algo == 'td3':
+        assert cfg['lmbda'] == 0.75  # what that run recorded, not today's default
 
 
 def test_model_file_holds_only_plain_data(tmp_path):

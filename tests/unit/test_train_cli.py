@@ -263,6 +263,36 @@ def test_cli_trains_several_seeds_with_evaluation(tmp_path):
         assert tag in scalars
 
 
+def test_cli_checkpoints_record_each_algorithms_own_settings(tmp_path):
+    """A tiny run of each baseline on the robot preset (in-process): its config.yaml shows what it ran with."""
+    from plas_ros import train
+    write_dataset(tmp_path / 'a.h5')
+    recorded = {}
+    for algo in ('td3', 'bcq', 'bear', 'bc'):
+        out = tmp_path / algo
+        assert train.main(['--dataset', str(tmp_path / 'a.h5'), '--algo', algo, '--config',
+                           os.path.join(REPO_ROOT, 'config', 'train_robot.yaml'), '--out', str(out), '--steps', '3',
+                           '--batch-size', '16', '--no-progress']) == 0
+        recorded[algo] = yaml.safe_load(open(out / 'config.yaml'))
+        assert recorded[algo]['algo'] == algo and recorded[algo]['train']['batch_size'] == 16
+        assert recorded[algo]['progress'] == {'vae_steps': 0, 'policy_steps': 3}  # none pre-trains a CVAE
+        assert -1.0 <= float(load_policy(str(out), obs_dim=2).act([0.2, 1.0])[0]) <= 1.0
+    td3, bcq, bear = (recorded[a]['train'] for a in ('td3', 'bcq', 'bear'))
+    assert (td3['lmbda'], td3['policy_noise'], td3['noise_clip'], td3['policy_delay']) == (1.0, 0.2, 0.5, 2)
+    assert (td3['actor_lr'], td3['critic_lr']) == (3e-4, 3e-4) and 'vae_lr' not in td3
+    assert (bcq['actor_lr'], bcq['critic_lr'], bcq['vae_lr'], bcq['lmbda'], bcq['phi']) == (1e-3, 1e-3, 1e-3, 0.75,
+                                                                                           0.05)
+    assert (bcq['target_samples'], bcq['act_samples']) == (10, 100) and 'vae_steps' not in bcq
+    assert (bear['kernel'], bear['mmd_sigma'], bear['mmd_samples'], bear['mmd_threshold']) == ('laplacian', 10.0, 5,
+                                                                                               0.05)
+    assert (bear['warmstart_steps'], bear['log_alpha_max'], bear['vae_lr']) == (48, 10.0, 1e-3)
+    assert set(recorded['bc']['train']) == {'algo', 'actor_hidden', 'actor_lr', 'batch_size', 'steps', 'log_every',
+                                            'eval_every', 'eval_episodes', 'threads'}
+    with pytest.raises(SystemExit, match='td3 does not take vae_steps'):
+        train.main(['--dataset', str(tmp_path / 'a.h5'), '--algo', 'td3', '--vae-steps', '5', '--out',
+                    str(tmp_path / 'x')])
+
+
 def test_cli_reports_bad_dataset_and_flags(tmp_path):
     with h5py.File(tmp_path / 'bad.h5', 'w') as f:
         f['observations'] = np.zeros((3, 2), np.float32)
