@@ -67,11 +67,12 @@ class Trainer:
     """Trains `cfg.algo` on `dataset` for every seed in `seeds` at once and writes one checkpoint per seed.
 
     `out_dirs[i]` receives seed i's checkpoint and TensorBoard events; `evaluator` (optional) is called every
-    `cfg.eval_every` policy steps and at the end.
+    `cfg.eval_every` policy steps and at the end. `cvae_state` (the `cvae.state_dict()` of a run of the same
+    seeds and CVAE sizes) replaces phase 1: the authors' option of one CVAE shared by PLAS and PLAS+P.
     """
 
     def __init__(self, cfg: TrainConfig, dataset, seeds: Sequence[int], out_dirs: Sequence[str],
-                 evaluator=None, progress: bool = True, tensorboard: bool = True):
+                 evaluator=None, progress: bool = True, tensorboard: bool = True, cvae_state=None):
         if len(seeds) != len(out_dirs):
             raise ValueError('one output directory per seed is needed')
         self.cfg, self.dataset, self.seeds, self.out_dirs = cfg, dataset, list(seeds), list(out_dirs)
@@ -82,6 +83,11 @@ class Trainer:
         self.algorithm = build_algorithm(cfg, dataset.obs_dim, dataset.act_dim, dataset.action_low,
                                          dataset.action_high, self.seeds)
         self.sampler = TransitionSampler(dataset, self.seeds, cfg.batch_size)
+        if cvae_state is not None:
+            if not cfg.needs_cvae:
+                raise ValueError('config: %s pre-trains no CVAE, so it cannot take a trained one' % cfg.algo)
+            self.algorithm.cvae.load_state_dict(cvae_state)
+        self.cvae_given = cvae_state is not None
         self.writers = [self._writer(d) for d in self.out_dirs] if tensorboard else []
         self.history: List[Dict] = []        # evaluation results (with 'seed' and 'step')
         self.last_stats: Dict[str, np.ndarray] = {}
@@ -166,7 +172,8 @@ class Trainer:
     def run(self) -> Dict:
         cfg, algo = self.cfg, self.algorithm
         if cfg.needs_cvae:
-            self._run_phase('vae', cfg.vae_steps, self.sampler.state_actions, algo.vae_update)
+            if not self.cvae_given:
+                self._run_phase('vae', cfg.vae_steps, self.sampler.state_actions, algo.vae_update)
             algo.freeze_cvae()
         after = None
         if self.evaluator is not None and cfg.eval_every > 0:
@@ -176,7 +183,8 @@ class Trainer:
         self._run_phase('policy', cfg.steps, self.sampler.transitions, algo.update, after_log=after)
         if self.evaluator is not None and (cfg.eval_every == 0 or cfg.steps % cfg.eval_every != 0):
             self.evaluate(cfg.steps)
-        progress = {'vae_steps': cfg.vae_steps if cfg.needs_cvae else 0, 'policy_steps': cfg.steps}
+        progress = {'vae_steps': cfg.vae_steps if cfg.needs_cvae else 0, 'policy_steps': cfg.steps,
+                    'cvae': 'given' if self.cvae_given else 'trained'}
         for index, directory in enumerate(self.out_dirs):
             save_checkpoint(directory, algo, index, datasets=self.dataset.sources, progress=progress)
         for writer in self.writers:
