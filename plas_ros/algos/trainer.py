@@ -183,8 +183,8 @@ class Trainer:
         self._run_phase('policy', cfg.steps, self.sampler.transitions, algo.update, after_log=after)
         if self.evaluator is not None and (cfg.eval_every == 0 or cfg.steps % cfg.eval_every != 0):
             self.evaluate(cfg.steps)
-        progress = {'vae_steps': cfg.vae_steps if cfg.needs_cvae else 0, 'policy_steps': cfg.steps,
-                    'cvae': 'given' if self.cvae_given else 'trained'}
+        progress = {'vae_steps': cfg.vae_steps if cfg.needs_cvae and not self.cvae_given else 0,
+                    'policy_steps': cfg.steps}
         for index, directory in enumerate(self.out_dirs):
             save_checkpoint(directory, algo, index, datasets=self.dataset.sources, progress=progress)
         for writer in self.writers:
