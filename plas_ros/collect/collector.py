@@ -5,14 +5,21 @@ same crash-safe writer as the ROS graph, without a master, so datasets for exper
 
     python -m plas_ros.collect --policy schedule --transitions 7000 --output /tmp/behaviour.h5
     python -m plas_ros.collect --policy expert --episodes 5 --output /tmp/behaviour.h5   # appends
+    python -m plas_ros.collect --policy online_td3 --transitions 7000 --output /tmp/online.h5
+        # TD3 learns while it collects; checkpoints in /tmp/online_online_td3 (--checkpoint-out)
+
+Ctrl-C or SIGTERM ends a collection early: the file keeps every completed episode, and a learning policy
+saves its last checkpoint.
 """
 import argparse
 import itertools
+import signal
+import sys
 
 import numpy as np
 from tqdm import tqdm
 
-from plas_ros.collect.policies import POLICY_NAMES, load_collect_config, make_policy
+from plas_ros.collect.policies import POLICY_NAMES, default_checkpoint_out, load_collect_config, make_policy
 from plas_ros.data.episodes import ERROR, TIMEOUT
 from plas_ros.data.schema import episode_arrays
 from plas_ros.data.writer import ReplayWriter
@@ -23,7 +30,8 @@ from plas_ros.sim.gym_env import make_env
 
 class PolicyTransport(Transport):
     """The collector's transport: a behaviour policy answers each observation; the steps are kept for the
-    writer. Steps are stamped with their index (an in-process run has no clock worth keeping)."""
+    writer and handed to the policy (`observe`: a learner's replay buffer is what is written). Steps are
+    stamped with their index (an in-process run has no clock worth keeping)."""
 
     def __init__(self, policy):
         self.policy = policy
@@ -37,6 +45,7 @@ class PolicyTransport(Transport):
 
     def record(self, step):
         self.steps.append(step)
+        self.policy.observe(step)
 
     def timestamp(self, step):
         return float(step)
@@ -45,8 +54,9 @@ class PolicyTransport(Transport):
 def collect(output, policy, episodes=None, transitions=None, seed=0, policy_name='', progress=True):
     """Append episodes of `policy` to `output` until `episodes` episodes or `transitions` transitions.
 
-    Every episode is committed as it completes, so an interrupted collection keeps what it finished.
-    Returns the writer's episode summaries.
+    Every episode is committed as it completes, so an interrupted collection keeps what it finished; the
+    policy is closed however the collection ends (a learner saves its last checkpoint). Returns the writer's
+    episode summaries.
     """
     if episodes is None and transitions is None:
         raise ValueError('give episodes or transitions')
@@ -57,17 +67,20 @@ def collect(output, policy, episodes=None, transitions=None, seed=0, policy_name
     summaries, total = [], 0
     bar = tqdm(total=transitions or episodes, unit='transition' if transitions else 'episode',
                disable=not progress, desc='collect %s' % (policy_name or policy.name))
-    for episode in itertools.count():
-        if (episodes is not None and episode >= episodes) or (transitions is not None and total >= transitions):
-            break
-        summary = runner.run(episode, seed=int(episode_seeds[episode]))
-        complete = [s for s in transport.steps if not s.error]  # an error record has no next observation
-        if complete:
-            summaries.append(writer.write_episode(episode_arrays(complete, error=summary.outcome == ERROR),
-                                                  source_episode=episode))
-        total += len(complete)
-        bar.update(len(complete) if transitions else 1)
-    bar.close()
+    try:
+        for episode in itertools.count():
+            if (episodes is not None and episode >= episodes) or (transitions is not None and total >= transitions):
+                break
+            summary = runner.run(episode, seed=int(episode_seeds[episode]))
+            complete = [s for s in transport.steps if not s.error]  # an error record has no next observation
+            if complete:
+                summaries.append(writer.write_episode(episode_arrays(complete, error=summary.outcome == ERROR),
+                                                      source_episode=episode))
+            total += len(complete)
+            bar.update(len(complete) if transitions else 1)
+    finally:
+        bar.close()
+        policy.close()
     return summaries
 
 
@@ -75,7 +88,10 @@ def build_parser():
     parser = argparse.ArgumentParser(prog='python -m plas_ros.collect', description=__doc__.split('\n\n')[0])
     parser.add_argument('--policy', choices=POLICY_NAMES, default='schedule')
     parser.add_argument('--checkpoint', help='policy checkpoint directory (policy checkpoint)')
-    parser.add_argument('--noise', type=float, help='Gaussian action noise (expert, checkpoint)')
+    parser.add_argument('--noise', type=float, help='Gaussian action noise (expert, checkpoint; online_td3: '
+                        'its exploration noise)')
+    parser.add_argument('--checkpoint-out', help='online_td3: folder of its checkpoints (default: OUTPUT '
+                        'without .h5 plus _online_td3)')
     parser.add_argument('--config', help='collection config (default config/collect.yaml)')
     parser.add_argument('--output', required=True, help='HDF5 file, created or appended to')
     limit = parser.add_mutually_exclusive_group(required=True)
@@ -86,12 +102,30 @@ def build_parser():
     return parser
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt('signal %d' % signum)  # SIGTERM ends the run as Ctrl-C does: cleanly
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    checkpoint_out = None
+    if args.policy == 'online_td3':
+        checkpoint_out = args.checkpoint_out or default_checkpoint_out(args.output)
     policy = make_policy(args.policy, config=load_collect_config(args.config), checkpoint=args.checkpoint,
-                         noise=args.noise, seed=args.seed)
-    summaries = collect(args.output, policy, args.episodes, args.transitions, args.seed,
-                        progress=not args.no_progress)
+                         noise=args.noise, seed=args.seed, checkpoint_out=checkpoint_out)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        summaries = collect(args.output, policy, args.episodes, args.transitions, args.seed,
+                            progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print('interrupted: %s keeps every completed episode%s' % (
+            args.output, '; last checkpoint in %s' % checkpoint_out if checkpoint_out else ''), file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if checkpoint_out:
+        print('online_td3: %d transitions learned from, %d updates; checkpoint in %s'
+              % (len(policy.buffer), policy.learner.updates, checkpoint_out))
     returns = [s.ret for s in summaries]
     held = sum(s.outcome == TIMEOUT for s in summaries)
     print('collected %d episodes, %d transitions into %s; return mean %.3f (min %.3f, max %.3f); '

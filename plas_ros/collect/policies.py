@@ -1,15 +1,18 @@
 """Behaviour policies for data collection: uniform random, the scripted tactile-feedback expert, a trained
-checkpoint with Gaussian exploration noise, and a per-episode schedule mixing them.
+checkpoint with Gaussian exploration noise, a per-episode schedule mixing them, and online TD3, which learns
+from what it collects (plas_ros.collect.online_td3).
 
-Every policy maps one 89-d observation to one 2-d action in [-1, 1] (`act(obs)`) and is told when an episode
-starts (`start_episode(episode)`), so a stateful or per-episode policy can prepare. Parameters come from
-`config/collect.yaml` (load_collect_config). Seeded: the same seed gives the same actions for the same
+Every policy maps one 89-d observation to one 2-d action in [-1, 1] (`act(obs)`), is told when an episode
+starts (`start_episode(episode)`), so a stateful or per-episode policy can prepare, is handed every step that
+is recorded (`observe(step)`, a plas_ros.data.episodes.Step: what a learning policy learns from) and is closed
+when the collection ends, however it ends (`close()`: a learner saves its last checkpoint). Parameters come
+from `config/collect.yaml` (load_collect_config). Seeded: the same seed gives the same actions for the same
 observations.
 """
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -28,9 +31,9 @@ from plas_ros.env import layout
 
 CONFIG_FILE = 'collect.yaml'
 DEFAULT_PATH = config_path(CONFIG_FILE)
-SECTIONS = ('noise', 'expert', 'schedule')
+SECTIONS = ('noise', 'expert', 'schedule', 'online_td3')
 NODE_SECTIONS = ('node', 'recorder')   # the behaviour and recorder nodes' parameters (config/collect.yaml only)
-POLICY_NAMES = ('random', 'expert', 'checkpoint', 'schedule')
+POLICY_NAMES = ('random', 'expert', 'checkpoint', 'schedule', 'online_td3')
 
 
 @dataclass(frozen=True)
@@ -53,10 +56,49 @@ class ScheduleEntry:
 
 
 @dataclass(frozen=True)
+class OnlineTD3Config:
+    """config/collect.yaml `online_td3` (the meaning of each field is documented there)."""
+    warmup_steps: int
+    exploration_noise: float
+    updates_per_step: int
+    batch_size: int
+    actor_hidden: Tuple[int, ...]
+    critic_hidden: Tuple[int, ...]
+    actor_lr: float
+    critic_lr: float
+    gamma: float
+    tau: float
+    policy_noise: float
+    noise_clip: float
+    policy_delay: int
+    checkpoint_every: int
+    threads: int
+
+    def validate(self, path=None):
+        for name in ('warmup_steps', 'updates_per_step', 'checkpoint_every', 'threads'):
+            if getattr(self, name) < 0:
+                raise ConfigError(path, 'online_td3.' + name, 'must be >= 0, got %r' % getattr(self, name))
+        for name in ('batch_size', 'policy_delay'):
+            if getattr(self, name) < 1:
+                raise ConfigError(path, 'online_td3.' + name, 'must be >= 1, got %r' % getattr(self, name))
+        for name in ('exploration_noise', 'policy_noise', 'noise_clip', 'actor_lr', 'critic_lr'):
+            if getattr(self, name) < 0:
+                raise ConfigError(path, 'online_td3.' + name, 'must be >= 0, got %r' % getattr(self, name))
+        if not (0.0 <= self.gamma <= 1.0 and 0.0 < self.tau <= 1.0):
+            raise ConfigError(path, 'online_td3', 'gamma must lie in [0, 1] and tau in (0, 1], got %r and %r'
+                              % (self.gamma, self.tau))
+        for name in ('actor_hidden', 'critic_hidden'):
+            if not getattr(self, name) or min(getattr(self, name)) < 1:
+                raise ConfigError(path, 'online_td3.' + name, 'must be a non-empty list of positive sizes')
+        return self
+
+
+@dataclass(frozen=True)
 class CollectConfig:
     expert: ExpertConfig
     schedule: Tuple[ScheduleEntry, ...]
     noise: float                     # default exploration noise of `checkpoint` (and `expert` when asked)
+    online_td3: OnlineTD3Config
 
 
 def schedule_entry(raw, path=None, key='schedule'):
@@ -105,7 +147,9 @@ def load_collect_config(path=None):
     if not isinstance(raw['schedule'], list):
         raise ConfigError(path, 'schedule', 'expected a list of entries, got %r' % (raw['schedule'],))
     schedule = tuple(schedule_entry(e, path, 'schedule[%d]' % i) for i, e in enumerate(raw['schedule']))
-    config = CollectConfig(expert=expert, schedule=schedule, noise=convert(float, raw['noise'], path, 'noise'))
+    online = convert(OnlineTD3Config, raw['online_td3'], path, 'online_td3').validate(path)
+    config = CollectConfig(expert=expert, schedule=schedule, noise=convert(float, raw['noise'], path, 'noise'),
+                           online_td3=online)
     for entry in schedule:
         if entry.policy not in ('random', 'expert', 'checkpoint') or entry.weight < 0 or entry.noise < 0:
             raise ValueError('%s: bad schedule entry %s (policy random|expert|checkpoint, weight and noise >= 0)'
@@ -127,6 +171,12 @@ class Policy:
 
     def act(self, obs):
         raise NotImplementedError
+
+    def observe(self, step):
+        """Called with every step that is recorded (a Step; an error record too: it has no next observation)."""
+
+    def close(self):
+        """Called once when the collection ends, normally or not."""
 
 
 class RandomPolicy(Policy):
@@ -232,15 +282,27 @@ def _child_seed(seed, offset):
     return None if seed is None else [int(seed), int(offset)]
 
 
-def make_policy(name, config=None, checkpoint=None, noise=None, seed=None):
-    """Build a behaviour policy by name (random | expert | checkpoint | schedule).
+def default_checkpoint_out(output):
+    """Where online_td3 puts its checkpoints when not told: next to the HDF5 file, OUTPUT without .h5 plus
+    _online_td3 (collect.launch computes the same)."""
+    output = str(output)
+    return (output[:-3] if output.endswith('.h5') else output) + '_online_td3'
 
-    `noise` (Gaussian sigma) applies to expert and checkpoint (default for checkpoint: config.noise); the
-    schedule's members carry their own noise from the config.
+
+def make_policy(name, config=None, checkpoint=None, noise=None, seed=None, checkpoint_out: Optional[str] = None):
+    """Build a behaviour policy by name (random | expert | checkpoint | schedule | online_td3).
+
+    `noise` (Gaussian sigma) applies to expert and checkpoint (default for checkpoint: config.noise) and is
+    online_td3's exploration noise (default: config.online_td3.exploration_noise); the schedule's members
+    carry their own noise from the config. `checkpoint_out` is the folder online_td3 saves its checkpoints to
+    (None: it saves none).
     """
     config = config or load_collect_config()
     if name not in POLICY_NAMES:
         raise ValueError('unknown policy %r; choose one of %s' % (name, ', '.join(POLICY_NAMES)))
+    if name == 'online_td3':
+        from plas_ros.collect.online_td3 import OnlineTD3Policy  # torch is heavy: only the learner pays for it
+        return OnlineTD3Policy(config.online_td3, checkpoint_out=checkpoint_out, noise=noise, seed=seed)
 
     def member(entry, seed_offset):
         member_config = dataclasses.replace(config, expert=dataclasses.replace(config.expert, **dict(entry.expert)))

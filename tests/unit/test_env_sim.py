@@ -204,4 +204,4 @@ def test_policy_errors_are_clear(tmp_path):
     bad.write_text('noise: 0.1\nexpert: {}\nschedule: []\n')
     with pytest.raises(ValueError, match='collect.yaml'):
         load_collect_config(str(bad))
-    assert set(POLICY_NAMES) == {'random', 'expert', 'checkpoint', 'schedule'}
+    assert set(POLICY_NAMES) == {'random', 'expert', 'checkpoint', 'schedule', 'online_td3'}
