@@ -82,8 +82,9 @@ def train_config(settings: OnlineTD3Config):
         'algo': 'td3', 'actor_hidden': list(settings.actor_hidden), 'critic_hidden': list(settings.critic_hidden),
         'batch_size': settings.batch_size, 'actor_lr': settings.actor_lr, 'critic_lr': settings.critic_lr,
         'gamma': settings.gamma, 'tau': settings.tau, 'lmbda': 1.0,  # 1.0: the plain min(Q1', Q2')
-        'td3_policy_noise': settings.policy_noise, 'td3_noise_clip': settings.noise_clip,
-        'td3_policy_delay': settings.policy_delay, 'vae_steps': 0, 'steps': 0}, source='online_td3')
+        'policy_noise': settings.policy_noise, 'noise_clip': settings.noise_clip,
+        'policy_delay': settings.policy_delay, 'steps': 0, 'log_every': 1, 'eval_every': 0, 'eval_episodes': 0,
+        'threads': 0}, source='online_td3')
 
 
 class OnlineTD3(Algorithm):

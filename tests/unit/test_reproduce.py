@@ -70,3 +70,23 @@ def test_a_quick_reproduction_writes_the_figure_the_tables_and_the_claims(tmp_pa
     text = (out / 'results.md').read_text()
     assert '| claim of the paper' in text and 'PLAS is the best' in text
     assert saved['results']['plas_p']['cvae'] == 'shared with plas'
+
+
+def test_plas_p_takes_the_cvae_plas_trained_and_skips_phase_1(tmp_path):
+    import torch
+
+    from plas_ros.algos.config import load_config
+    from plas_ros.algos.trainer import Trainer
+    from plas_ros.data.loader import load_datasets
+    dataset = load_datasets([os.path.join(REPO_ROOT, 'data', 'cloth_sim_small.h5')])
+    plas = Trainer(load_config(None, algo='plas', steps=5, vae_steps=20), dataset, [0, 1],
+                   [str(tmp_path / 'a0'), str(tmp_path / 'a1')], progress=False, tensorboard=False)
+    plas.run()
+    state = plas.algorithm.cvae.state_dict()
+    plas_p = Trainer(load_config(None, algo='plas_p', steps=5, vae_steps=20), dataset, [0, 1],
+                     [str(tmp_path / 'b0'), str(tmp_path / 'b1')], progress=False, tensorboard=False,
+                     cvae_state=state)
+    plas_p.run()
+    assert 'vae' not in plas_p.rates and 'vae' in plas.rates
+    for name, value in plas_p.algorithm.cvae.state_dict().items():
+        assert torch.equal(value, state[name]), name
