@@ -26,6 +26,7 @@ from plas_ros.algos.nets import (
     BoundedHead,
     SoftUpdater,
     StackedMLP,
+    StackedNoise,
     TwinCritic,
     best_under_q1,
     frozen_copy,
@@ -43,6 +44,7 @@ class TanhGaussianActor(nn.Module):
         self.act_dim = act_dim
         self.net = StackedMLP(len(seeds), (obs_dim,), hidden, 2 * act_dim)  # mean | log_std
         self.net.reset_parameters(member_generators(seeds, salt=71))
+        self.noise = StackedNoise(seeds, salt=73)
         self.bound = BoundedHead(low, high)
 
     def forward(self, obs, samples=1, noise_clip=None):
@@ -53,7 +55,7 @@ class TanhGaussianActor(nn.Module):
         out = self.net(obs)
         s, b, _ = out.shape
         mean, std = out[..., :self.act_dim].unsqueeze(2), out[..., self.act_dim:].exp().unsqueeze(2)
-        noise = torch.randn(s, b, samples, self.act_dim)
+        noise = self.noise.randn((b, samples, self.act_dim))
         if noise_clip is not None:
             noise = noise.clamp_(-noise_clip, noise_clip)
         u = torch.addcmul(mean, std, noise).reshape(s, b * samples, self.act_dim)

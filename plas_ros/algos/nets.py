@@ -128,6 +128,17 @@ class BoundedHead(nn.Module):
         return torch.clamp(action, min=self.low, max=self.high)
 
 
+class StackedNoise:
+    """Standard normal noise for stacked seeds, each seed's drawn from its own generator, so that a seed's
+    noise (and with it its result) does not depend on which other seeds train beside it."""
+
+    def __init__(self, seeds: Sequence[int], salt: int):
+        self.generators = member_generators(seeds, salt)
+
+    def randn(self, per_seed_shape) -> torch.Tensor:
+        return torch.stack([torch.randn(tuple(per_seed_shape), generator=g) for g in self.generators])
+
+
 class CVAE(nn.Module):
     """The behaviour model p(a|s) (BCQ / PLAS): encoder (s, a) -> N(mean, std), decoder (s, z) -> action.
 
@@ -139,6 +150,7 @@ class CVAE(nn.Module):
     def __init__(self, seeds, obs_dim, act_dim, hidden, low, high):
         super().__init__()
         self.latent_dim = 2 * act_dim
+        self.noise = StackedNoise(seeds, salt=61)
         self.encoder = StackedMLP(len(seeds), (obs_dim, act_dim), hidden, 2 * self.latent_dim)
         self.decoder = StackedMLP(len(seeds), (obs_dim, self.latent_dim), hidden, act_dim)
         self.encoder.reset_parameters(member_generators(seeds, salt=21))
@@ -153,7 +165,7 @@ class CVAE(nn.Module):
     def decode_with_raw(self, obs, z=None, detached=False, repeats=1):
         """(action, the decoder's output before the tanh bound); BEAR's MMD compares the latter."""
         if z is None:  # BCQ's sampling: a standard normal clipped to [-0.5, 0.5]
-            z = torch.randn(obs.shape[0], obs.shape[1] * repeats, self.latent_dim).clamp_(-0.5, 0.5)
+            z = self.noise.randn((obs.shape[1] * repeats, self.latent_dim)).clamp_(-0.5, 0.5)
         raw = self.decoder(obs, z, detached=detached, repeats=repeats)
         return self.bound(raw), raw
 
@@ -162,7 +174,7 @@ class CVAE(nn.Module):
         stats = self.encoder(obs, action)
         mean, log_std = stats[..., :self.latent_dim], stats[..., self.latent_dim:].clamp(-4.0, 15.0)
         std = log_std.exp()
-        z = mean + std * torch.randn_like(std)
+        z = mean + std * self.noise.randn(std.shape[1:])
         recon = self.decode(obs, z)
         recon_loss = (recon - action).pow(2).mean(dim=(1, 2))
         kl = -0.5 * (1 + 2 * log_std - mean.pow(2) - std.pow(2)).mean(dim=(1, 2))

@@ -9,7 +9,7 @@ import torch
 
 from plas_ros.algos.base import Algorithm, Batch, critic_stats, descend
 from plas_ros.algos.bc import DeterministicActor
-from plas_ros.algos.nets import SoftUpdater, TwinCritic, frozen_copy, make_adam, td_target
+from plas_ros.algos.nets import SoftUpdater, StackedNoise, TwinCritic, frozen_copy, make_adam, td_target
 
 
 class TD3(Algorithm):
@@ -20,6 +20,7 @@ class TD3(Algorithm):
         self.actor = DeterministicActor(self.seeds, obs_dim, act_dim, cfg.actor_hidden, self.action_low,
                                         self.action_high, salt=51)
         self.critic = TwinCritic(self.seeds, obs_dim, act_dim, cfg.critic_hidden)
+        self.noise = StackedNoise(self.seeds, salt=53)
         self.actor_target = frozen_copy(self.actor)
         self.critic_target = frozen_copy(self.critic)
         self.actor_optimizer = make_adam(self.actor.parameters(), cfg.actor_lr)
@@ -31,7 +32,7 @@ class TD3(Algorithm):
     def update(self, batch: Batch, want_stats=False):
         cfg, bound = self.cfg, self.actor.bound
         with torch.no_grad():
-            noise = torch.randn_like(batch.action) * cfg.policy_noise
+            noise = self.noise.randn(batch.action.shape[1:]) * cfg.policy_noise
             noise = noise.clamp(-cfg.noise_clip, cfg.noise_clip) * bound.half_range
             next_action = bound.clamp(self.actor_target(batch.next_obs) + noise)
             q_next = self.critic_target(batch.next_obs, next_action)
