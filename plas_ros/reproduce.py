@@ -308,7 +308,10 @@ def run(out, plan, progress=True):
 def report(out, results, levels, dataset):
     """Write figure_3c.png and results.md from the evaluation history; returns the table."""
     plot(os.path.join(out, 'figure_3c.png'), results, levels)
-    text = table(results, levels, dataset) + '\n' + claims_table(results, levels)
+    shared = ['%s uses the CVAE of %s (same seed: the authors\' option).' % (LABELS[a], LABELS[r['cvae'][12:]])
+              for a, r in results.items() if r.get('cvae', 'own').startswith('shared with ')]
+    text = table(results, levels, dataset) + ''.join('\n' + line + '\n' for line in shared) + '\n' + claims_table(
+        results, levels)
     with open(os.path.join(out, 'results.md'), 'w') as f:
         f.write(text)
     return text
