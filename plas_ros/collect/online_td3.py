@@ -68,6 +68,10 @@ class ReplayBuffer:
         self._seen.add((step.episode, step.step))
         return True
 
+    def columns(self):
+        """The held transitions: {'obs', 'action', 'reward', 'not_done', 'next_obs'} arrays (views)."""
+        return {name: a[:self.size] for name, a in self._arrays.items()}
+
     def sample(self, batch_size, rng) -> Batch:
         """`batch_size` transitions drawn uniformly (with replacement), as tensors of shape (1, batch, ...)."""
         index = rng.integers(0, self.size, size=batch_size)
@@ -158,6 +162,7 @@ class OnlineTD3Policy(Policy):
     """
 
     name = 'online_td3'
+    learns = True
 
     def __init__(self, settings: OnlineTD3Config, checkpoint_out=None, noise=None, seed=None):
         if seed is None:

@@ -165,6 +165,7 @@ def _clip(action):
 
 class Policy:
     name = 'policy'
+    learns = False  # True: it learns from the steps it is handed (`observe`), so it must be handed them
 
     def start_episode(self, episode):
         """Called before the first action of every episode."""

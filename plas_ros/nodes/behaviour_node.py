@@ -1,4 +1,5 @@
-"""behaviour_policy: answers every /cloth/observation with a /cloth/action from a behaviour policy.
+"""behaviour_policy: answers every /cloth/observation with a /cloth/action from a behaviour policy; a learning
+policy (online_td3) also learns from every /cloth/transition and saves its last checkpoint at shutdown.
 
 Topics and parameters (defaults: config/collect.yaml `node`): README.md, section behaviour_policy. The
 policies: doc/env.md.
@@ -8,7 +9,8 @@ import rospy
 
 from plas_ros.collect.policies import load_collect_config, make_policy
 from plas_ros.env import layout
-from plas_ros.msg import Action, Observation
+from plas_ros.msg import Action, Observation, Transition
+from plas_ros.nodes.messages import step_from_transition
 from plas_ros.nodes.params import node_params
 
 
@@ -18,13 +20,32 @@ class BehaviourNode:
         seed = p['seed'] if p['seed'] >= 0 else None
         noise = p['noise'] if p['noise'] >= 0 else None
         config = load_collect_config(p['config'] or None)
+        if p['policy'] == 'online_td3' and not p['checkpoint_out']:
+            raise SystemExit('behaviour_policy: policy online_td3 needs ~checkpoint_out (where its checkpoints '
+                             'go; collect.launch sets it)')
         self.policy = make_policy(p['policy'], config=config, checkpoint=p['checkpoint'] or None, noise=noise,
-                                  seed=seed)
+                                  seed=seed, checkpoint_out=p['checkpoint_out'] or None)
+        rospy.on_shutdown(self.close)
         self.episode = None
         self.last = None  # (episode, step, action) of the last answer
         self.pub = rospy.Publisher('/cloth/action', Action, queue_size=10)
         self.sub = rospy.Subscriber('/cloth/observation', Observation, self.on_observation, queue_size=1)
-        rospy.loginfo('behaviour_policy: %s', self.policy.name)
+        self.transitions = None
+        if self.policy.learns:  # its replay buffer: the transitions the recorder writes
+            self.transitions = rospy.Subscriber('/cloth/transition', Transition, self.on_transition,
+                                                queue_size=10000, buff_size=2 ** 24)
+        rospy.loginfo('behaviour_policy: %s%s', self.policy.name,
+                      ', learning from /cloth/transition, checkpoints in %s' % p['checkpoint_out']
+                      if self.policy.learns else '')
+
+    def on_transition(self, msg):
+        self.policy.observe(step_from_transition(msg))
+
+    def close(self):
+        self.policy.close()
+        if self.policy.learns:
+            rospy.loginfo('behaviour_policy: %s learned from %d transitions; last checkpoint in %s',
+                          self.policy.name, len(self.policy.buffer), self.policy.checkpoint_out)
 
     def on_observation(self, msg):
         obs = np.asarray(msg.data, dtype=np.float32)

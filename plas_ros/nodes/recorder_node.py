@@ -1,6 +1,6 @@
 """recorder: /cloth/transition into a crash-safe HDF5 replay buffer (plas_ros.data.writer), exiting by itself
-after ~episodes complete episodes. Topics, services and parameters: README.md, section recorder. File format
-and crash safety: doc/data.md."""
+after ~episodes complete episodes or once complete episodes hold ~transitions transitions. Topics, services
+and parameters: README.md, section recorder. File format and crash safety: doc/data.md."""
 import sys
 import threading
 
@@ -18,6 +18,7 @@ from plas_ros.nodes.params import node_params
 class RecorderNode:
     def __init__(self, params):
         self.target = int(params['episodes'])
+        self.target_transitions = int(params['transitions'])
         self.replay = ReplayWriter(params['output'], layout.DATASET_FORMAT, source=params['source'],
                                    policy=params['policy'], config_text=params['config_text'],
                                    append=bool(params['append']),
@@ -26,6 +27,7 @@ class RecorderNode:
         self.replay.commit()  # the file exists (and validates) before the first transition
         self._lock = threading.Lock()
         self.handed_over = 0  # complete (terminal/timeout) episodes submitted for commit
+        self.handed_over_transitions = 0  # their transitions
         self.committed = 0
         self._stopping = False
         self.committed_pub = rospy.Publisher('~committed', UInt32, queue_size=1, latch=True)
@@ -37,7 +39,7 @@ class RecorderNode:
                                     queue_size=int(params['queue_size']), buff_size=2 ** 24)
         rospy.loginfo('recorder: writing %s (%s; %d episodes already in it), %s', self.replay.path,
                       'appending' if self.replay.episodes else 'new file', self.replay.episodes,
-                      'until stopped' if self.target <= 0 else '%d episodes' % self.target)
+                      self._target_text())
 
     def on_transition(self, msg):
         with self._lock:
@@ -49,10 +51,17 @@ class RecorderNode:
         summary = self.committer.submit(arrays, source_episode, missing_steps)
         if summary.outcome != ERROR:
             self.handed_over += 1
+            self.handed_over_transitions += summary.steps
         return summary
 
+    def _target_text(self):
+        targets = (['%d episodes' % self.target] if self.target > 0 else []) + (
+            ['%d transitions in complete episodes' % self.target_transitions] if self.target_transitions > 0 else [])
+        return ' or '.join(targets) or 'until stopped'
+
     def _target_reached(self):
-        return self.target > 0 and self.handed_over >= self.target
+        return ((self.target > 0 and self.handed_over >= self.target)
+                or (self.target_transitions > 0 and self.handed_over_transitions >= self.target_transitions))
 
     def on_committed(self, summaries):
         for s in summaries:
@@ -73,7 +82,8 @@ class RecorderNode:
         with self._lock:
             done = self._target_reached() and not self.replay.pending_episodes
         if done and not rospy.is_shutdown():
-            rospy.signal_shutdown('recorded %d episodes' % self.target)
+            rospy.signal_shutdown('recorded %d complete episodes, %d transitions'
+                                  % (self.handed_over, self.handed_over_transitions))
 
     def shutdown(self):
         with self._lock:
