@@ -115,7 +115,8 @@ def test_online_td3_learns_the_task_from_its_own_collection(tmp_path):
     assert np.mean(returns[-20:]) > max(1.0, 3 * np.mean(returns[:20])), (returns[:20], returns[-20:])
 
 
-def test_an_interrupted_collection_keeps_its_episodes_and_its_last_checkpoint(tmp_path):
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM], ids=['SIGINT', 'SIGTERM'])
+def test_an_interrupted_collection_keeps_its_episodes_and_its_last_checkpoint(tmp_path, signum):
     output, out = str(tmp_path / 'online.h5'), str(tmp_path / 'online_online_td3')
     small = small_config_file(tmp_path, warmup_steps=50, batch_size=32, checkpoint_every=100)
     proc = subprocess.Popen([sys.executable, '-m', 'plas_ros.collect', '--policy', 'online_td3', '--transitions',
@@ -129,7 +130,7 @@ def test_an_interrupted_collection_keeps_its_episodes_and_its_last_checkpoint(tm
             with h5py.File(output, 'r') as f:
                 return len(f['rewards']) >= 250
         wait_for(enough, 120, interval=0.2, what='250 transitions in %s' % output)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         text = proc.communicate(timeout=60)[0]
     finally:
         if proc.poll() is None:
@@ -144,6 +145,34 @@ def test_an_interrupted_collection_keeps_its_episodes_and_its_last_checkpoint(tm
     assert progress['episode_ends'] - 1 <= ends <= progress['episode_ends']
     assert progress['transitions'] >= len(arrays['rewards']) >= 250 and progress['updates'] > 0
     assert load_policy(out).act(arrays['observations'][0]).shape == (2,)
+
+
+def test_a_fault_that_ends_the_run_still_leaves_the_last_checkpoint(tmp_path, monkeypatch):
+    from plas_ros.collect import collector
+
+    class Failing:  # the world dies (a driver, a device) after 150 steps
+        def __init__(self):
+            self.env, self.steps = make_env(), 0
+
+        def reset(self, seed=None):
+            return self.env.reset(seed=seed)
+
+        def step(self, action):
+            self.steps += 1
+            if self.steps > 150:
+                raise OSError('device gone')
+            return self.env.step(action)
+
+    monkeypatch.setattr(collector, 'make_env', Failing)
+    out = str(tmp_path / 'checkpoint')
+    policy = make_policy('online_td3', config=config(warmup_steps=50, batch_size=16, checkpoint_every=0), seed=1,
+                         checkpoint_out=out)
+    with pytest.raises(OSError, match='device gone'):
+        collect(str(tmp_path / 'online.h5'), policy, transitions=1000, progress=False)
+    progress = yaml.safe_load(open(os.path.join(out, 'config.yaml')))['progress']
+    assert progress['transitions'] == 150 and progress['updates'] == 101
+    arrays, _ = cli.validate(str(tmp_path / 'online.h5'))
+    assert 0 < len(arrays['rewards']) <= 150
 
 
 def test_bad_settings_are_refused(tmp_path):
