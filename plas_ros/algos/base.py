@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from plas_ros.algos.config import TrainConfig
-from plas_ros.algos.nets import CVAE, make_adam, twin_critic_loss
+from plas_ros.algos.nets import CVAE, SoftUpdater, TwinCritic, frozen_copy, make_adam, twin_critic_loss
 
 # A parameter of a StackedMLP: its first dimension counts members (seeds, or seeds x 2 for twin critics).
 _STACKED = re.compile(r'(^|\.)(input_weights|weights|biases)\.\d+$')
@@ -52,6 +52,18 @@ class Algorithm(nn.Module):
         self.action_high = torch.as_tensor(action_high, dtype=torch.float32).reshape(act_dim)
         self.cvae: Optional[CVAE] = None
         self.vae_optimizer = None
+
+    def make_actor_critic(self, actor: nn.Module):
+        """`actor`, a twin critic, their frozen targets, Adam for both (the config's learning rates) and the soft
+        target update (its tau): what every actor-critic algorithm here builds the same way."""
+        cfg = self.cfg
+        self.actor = actor
+        self.critic = TwinCritic(self.seeds, self.obs_dim, self.act_dim, cfg.critic_hidden)
+        self.actor_target = frozen_copy(self.actor)
+        self.critic_target = frozen_copy(self.critic)
+        self.actor_optimizer = make_adam(self.actor.parameters(), cfg.actor_lr)
+        self.critic_optimizer = make_adam(self.critic.parameters(), cfg.critic_lr)
+        self.soft_update = SoftUpdater([(self.critic_target, self.critic), (self.actor_target, self.actor)], cfg.tau)
 
     # -- phase 1: the behaviour model (for the algorithms that have one) --
     def make_cvae(self):

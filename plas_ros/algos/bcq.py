@@ -14,12 +14,8 @@ from torch import nn
 from plas_ros.algos.base import Algorithm, Batch, critic_stats, descend
 from plas_ros.algos.nets import (
     BoundedHead,
-    SoftUpdater,
     StackedMLP,
-    TwinCritic,
     best_under_q1,
-    frozen_copy,
-    make_adam,
     member_generators,
     sampled_td_target,
 )
@@ -45,14 +41,8 @@ class BCQ(Algorithm):
     def __init__(self, cfg, obs_dim, act_dim, action_low, action_high, seeds=(0,)):
         super().__init__(cfg, obs_dim, act_dim, action_low, action_high, seeds)
         self.make_cvae()
-        self.actor = PerturbationActor(self.seeds, obs_dim, act_dim, cfg.actor_hidden, cfg.phi,
-                                       self.action_low, self.action_high)
-        self.critic = TwinCritic(self.seeds, obs_dim, act_dim, cfg.critic_hidden)
-        self.actor_target = frozen_copy(self.actor)
-        self.critic_target = frozen_copy(self.critic)
-        self.actor_optimizer = make_adam(self.actor.parameters(), cfg.actor_lr)
-        self.critic_optimizer = make_adam(self.critic.parameters(), cfg.critic_lr)
-        self.soft_update = SoftUpdater([(self.critic_target, self.critic), (self.actor_target, self.actor)], cfg.tau)
+        self.make_actor_critic(PerturbationActor(self.seeds, obs_dim, act_dim, cfg.actor_hidden, cfg.phi,
+                                                 self.action_low, self.action_high))
 
     def update(self, batch: Batch, want_stats=False):
         cfg = self.cfg

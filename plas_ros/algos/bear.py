@@ -24,12 +24,9 @@ from torch import nn
 from plas_ros.algos.base import Algorithm, Batch, critic_stats, descend
 from plas_ros.algos.nets import (
     BoundedHead,
-    SoftUpdater,
     StackedMLP,
     StackedNoise,
-    TwinCritic,
     best_under_q1,
-    frozen_copy,
     make_adam,
     member_generators,
     sampled_td_target,
@@ -79,14 +76,8 @@ class BEAR(Algorithm):
     def __init__(self, cfg, obs_dim, act_dim, action_low, action_high, seeds=(0,)):
         super().__init__(cfg, obs_dim, act_dim, action_low, action_high, seeds)
         self.make_cvae()
-        self.actor = TanhGaussianActor(self.seeds, obs_dim, act_dim, cfg.actor_hidden, self.action_low,
-                                       self.action_high)
-        self.critic = TwinCritic(self.seeds, obs_dim, act_dim, cfg.critic_hidden)
-        self.actor_target = frozen_copy(self.actor)
-        self.critic_target = frozen_copy(self.critic)
-        self.actor_optimizer = make_adam(self.actor.parameters(), cfg.actor_lr)
-        self.critic_optimizer = make_adam(self.critic.parameters(), cfg.critic_lr)
-        self.soft_update = SoftUpdater([(self.critic_target, self.critic), (self.actor_target, self.actor)], cfg.tau)
+        self.make_actor_critic(TanhGaussianActor(self.seeds, obs_dim, act_dim, cfg.actor_hidden, self.action_low,
+                                                 self.action_high))
         # log(alpha), one per seed, drawn from N(0, 1) as algos.py draws it (torch.randn(())).
         start = [torch.randn((), generator=g) for g in member_generators(self.seeds, salt=72)]
         self.log_alpha = nn.Parameter(torch.stack(start))

@@ -12,11 +12,7 @@ from torch import nn
 from plas_ros.algos.base import Algorithm, Batch, critic_stats, descend
 from plas_ros.algos.nets import (
     BoundedHead,
-    SoftUpdater,
     StackedMLP,
-    TwinCritic,
-    frozen_copy,
-    make_adam,
     member_generators,
     td_target,
 )
@@ -55,14 +51,8 @@ class PLAS(Algorithm):
         super().__init__(cfg, obs_dim, act_dim, action_low, action_high, seeds)
         self.make_cvae()
         phi = cfg.phi if self.perturbed else 0.0
-        self.actor = LatentActor(self.seeds, obs_dim, act_dim, self.cvae.latent_dim, cfg.actor_hidden,
-                                 cfg.max_latent_action, phi, self.action_low, self.action_high)
-        self.critic = TwinCritic(self.seeds, obs_dim, act_dim, cfg.critic_hidden)
-        self.actor_target = frozen_copy(self.actor)
-        self.critic_target = frozen_copy(self.critic)
-        self.actor_optimizer = make_adam(self.actor.parameters(), cfg.actor_lr)
-        self.critic_optimizer = make_adam(self.critic.parameters(), cfg.critic_lr)
-        self.soft_update = SoftUpdater([(self.critic_target, self.critic), (self.actor_target, self.actor)], cfg.tau)
+        self.make_actor_critic(LatentActor(self.seeds, obs_dim, act_dim, self.cvae.latent_dim, cfg.actor_hidden,
+                                           cfg.max_latent_action, phi, self.action_low, self.action_high))
 
     def _decode(self, obs, z):
         return self.cvae.decode(obs, z)

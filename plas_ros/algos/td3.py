@@ -9,7 +9,7 @@ import torch
 
 from plas_ros.algos.base import Algorithm, Batch, critic_stats, descend
 from plas_ros.algos.bc import DeterministicActor
-from plas_ros.algos.nets import SoftUpdater, StackedNoise, TwinCritic, frozen_copy, make_adam, td_target
+from plas_ros.algos.nets import StackedNoise, td_target
 
 
 class TD3(Algorithm):
@@ -17,15 +17,9 @@ class TD3(Algorithm):
 
     def __init__(self, cfg, obs_dim, act_dim, action_low, action_high, seeds=(0,)):
         super().__init__(cfg, obs_dim, act_dim, action_low, action_high, seeds)
-        self.actor = DeterministicActor(self.seeds, obs_dim, act_dim, cfg.actor_hidden, self.action_low,
-                                        self.action_high, salt=51)
-        self.critic = TwinCritic(self.seeds, obs_dim, act_dim, cfg.critic_hidden)
+        self.make_actor_critic(DeterministicActor(self.seeds, obs_dim, act_dim, cfg.actor_hidden, self.action_low,
+                                                  self.action_high, salt=51))
         self.noise = StackedNoise(self.seeds, salt=53)
-        self.actor_target = frozen_copy(self.actor)
-        self.critic_target = frozen_copy(self.critic)
-        self.actor_optimizer = make_adam(self.actor.parameters(), cfg.actor_lr)
-        self.critic_optimizer = make_adam(self.critic.parameters(), cfg.critic_lr)
-        self.soft_update = SoftUpdater([(self.critic_target, self.critic), (self.actor_target, self.actor)], cfg.tau)
         self.step_count = 0
         self.last_actor_loss = torch.zeros(self.num_seeds)
 

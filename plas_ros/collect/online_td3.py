@@ -26,7 +26,7 @@ from plas_ros.algos.base import Algorithm, Batch
 from plas_ros.algos.bc import DeterministicActor
 from plas_ros.algos.checkpoint import save_checkpoint
 from plas_ros.algos.config import config_from_dict
-from plas_ros.algos.nets import SoftUpdater, TwinCritic, frozen_copy, make_adam, twin_critic_loss
+from plas_ros.algos.nets import twin_critic_loss
 from plas_ros.collect.policies import OnlineTD3Config, Policy
 from plas_ros.env import layout
 
@@ -100,15 +100,8 @@ class OnlineTD3(Algorithm):
     def __init__(self, settings: OnlineTD3Config, obs_dim, act_dim, action_low, action_high, seed=0):
         super().__init__(train_config(settings), obs_dim, act_dim, action_low, action_high, seeds=[seed])
         self.settings = settings
-        self.actor = DeterministicActor(self.seeds, obs_dim, act_dim, settings.actor_hidden, self.action_low,
-                                        self.action_high, salt=51)
-        self.critic = TwinCritic(self.seeds, obs_dim, act_dim, settings.critic_hidden)
-        self.actor_target = frozen_copy(self.actor)
-        self.critic_target = frozen_copy(self.critic)
-        self.actor_optimizer = make_adam(self.actor.parameters(), settings.actor_lr)
-        self.critic_optimizer = make_adam(self.critic.parameters(), settings.critic_lr)
-        self.soft_update = SoftUpdater([(self.critic_target, self.critic), (self.actor_target, self.actor)],
-                                       settings.tau)
+        self.make_actor_critic(DeterministicActor(self.seeds, obs_dim, act_dim, settings.actor_hidden,
+                                                  self.action_low, self.action_high, salt=51))
         self.noise = torch.Generator().manual_seed(int(seed) * 7919 + 61)  # the target smoothing noise
         self.updates = 0
 
