@@ -218,7 +218,8 @@ def assert_outcome(stack, before, after, errors, outage):
     for key, values in before.items():
         assert np.array_equal(after[key][:len(values)], values, equal_nan=values.dtype.kind == 'f'), key
     episodes = episodes_of(after)
-    assert sum(not error for _, error in episodes) == EPISODES, episodes
+    assert sum(not error for _, error in episodes) == EPISODES, '%s\nrecorder said:\n%s' % (
+        episodes, digest(stack.recorder.output))
     assert [rows for rows, error in episodes if error] == [t.step for t in errors if t.step > 0], episodes
     assert not (after['infos/tactile_raw'] == 0).all(axis=1).any(), 'an all-zero tactile frame was recorded'
     assert after['observations'].shape[1] == layout.OBS_DIM
