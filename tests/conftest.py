@@ -71,9 +71,31 @@ def processes(ros_master, ros_home):
         started.append(proc)
         return proc
 
+    before = set(_param_names())
     yield start
     for proc in reversed(started):
         proc.stop()
+    _delete_params(set(_param_names()) - before)
+
+
+def _master():
+    import rosgraph
+    return rosgraph.Master('/pytest_params')
+
+
+def _param_names():
+    return _master().getParamNames()
+
+
+def _delete_params(names):
+    """The parameters a test's nodes and launches set die with the test: the session shares one master, and a
+    node of the same name in a later test (recorder, cloth_env) would read them as its own."""
+    master = _master()
+    for name in sorted(names, key=len, reverse=True):
+        try:
+            master.deleteParam(name)
+        except Exception:  # a parent deleted first took it along
+            pass
 
 
 @pytest.fixture
