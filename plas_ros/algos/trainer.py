@@ -15,6 +15,9 @@ from plas_ros.algos.base import Batch
 from plas_ros.algos.checkpoint import save_checkpoint
 from plas_ros.algos.config import TrainConfig
 from plas_ros.algos.registry import build_algorithm
+from plas_ros.config import lookup
+from plas_ros.data.plot import finger_shape, layout_parts, observation_frames, tactile_strip
+from plas_ros.data.schema import ATTR_OBS_LAYOUT
 
 
 class TransitionSampler:
@@ -77,6 +80,7 @@ class Trainer:
             raise ValueError('one output directory per seed is needed')
         self.cfg, self.dataset, self.seeds, self.out_dirs = cfg, dataset, list(seeds), list(out_dirs)
         self.evaluator, self.progress = evaluator, progress
+        self.tactile_strips = int(lookup('train.yaml', 'evaluation.tactile_strips'))
         torch.manual_seed(self.seeds[0])
         # Saturated tanh heads produce denormal gradients, which are many times slower on CPUs: flush to zero.
         torch.set_flush_denormal(True)
@@ -148,6 +152,20 @@ class Trainer:
                 for name, value in result.items():
                     if name not in ('seed', 'step'):
                         self.writers[index].add_scalar('eval/' + name, value, step)
+                self._log_tactile_strips(self.writers[index], step)
+
+    def _log_tactile_strips(self, writer, step: int):
+        """The first evaluation episodes' tactile frames as images (config/train.yaml
+        evaluation.tactile_strips), where the dataset's layout names a tactile part."""
+        layout = getattr(self.dataset, 'obs_layout', '')
+        tactile = layout_parts({ATTR_OBS_LAYOUT: layout}, self.dataset.obs_dim).get('tactile')
+        if tactile is None:
+            return
+        shape = finger_shape()
+        for episode, observations in enumerate(self.evaluator.last_observations[:self.tactile_strips]):
+            if len(observations):
+                strip = tactile_strip(observation_frames(observations, tactile, shape))
+                writer.add_image('eval/tactile_strip_%d' % episode, strip, step, dataformats='HWC')
 
     def _act_fn(self, index):
         def act(obs):

@@ -1,4 +1,4 @@
-"""`python -m plas_ros.data`: info, validate, merge and export replay-buffer files.
+"""`python -m plas_ros.data`: info, validate, merge, export and plot replay-buffer files.
 
 Every file is read through `plas_ros.data.loader.read_file` (the trainer's own reader), so a file this CLI
 accepts is a file the trainer accepts. Exit status: 0 fine, 1 a bad file or output (the message names the
@@ -11,9 +11,11 @@ import sys
 
 import numpy as np
 
+from plas_ros.config import section
 from plas_ros.data import schema
 from plas_ros.data.episodes import ERROR, OPEN, TERMINAL, TIMEOUT, episode_slices
 from plas_ros.data.loader import load_datasets, read_file
+from plas_ros.data.plot import plot_episode
 from plas_ros.data.schema import rows_outcome
 from plas_ros.data.writer import (
     OutputError,
@@ -171,18 +173,65 @@ def _exportable(path, exclude_errors):
 
 
 def export_d3rlpy(path, out, exclude_errors=False):
-    """The five arrays `d3rlpy.dataset.MDPDataset` takes, as .npz (or .h5); returns the loader snippet."""
+    """The file for d3rlpy; returns how to load it.
+
+    `.npz`: the five arrays `d3rlpy.dataset.MDPDataset` takes. `.h5`: d3rlpy's own replay-buffer file (what
+    `ReplayBuffer.dump` writes and `ReplayBuffer.load` reads), one episode per recorded episode.
+    """
     arrays, _, slices = _exportable(path, exclude_errors)
-    rows = np.concatenate([np.arange(s.start, s.stop) for s in slices]) if slices else np.zeros(0, int)
-    data = {key: np.asarray(arrays[key])[rows] for key in D3RLPY_KEYS}
-    data['terminals'] = data['terminals'].astype(np.float32)
-    data['timeouts'] = data['timeouts'].astype(np.float32)
     check_output_path(out, append=True)
     if str(out).endswith('.npz'):
+        rows = np.concatenate([np.arange(s.start, s.stop) for s in slices]) if slices else np.zeros(0, int)
+        data = {key: np.asarray(arrays[key])[rows] for key in D3RLPY_KEYS}
+        data['terminals'] = data['terminals'].astype(np.float32)
+        data['timeouts'] = data['timeouts'].astype(np.float32)
         _save_npz_atomically(out, data)
-    else:
-        write_hdf5_atomically(out, data, {})
-    return D3RLPY_SNIPPET.format(path=out)
+        return D3RLPY_SNIPPET.format(path=out)
+    if not str(out).endswith('.h5'):
+        raise ValueError('%s: a d3rlpy export is .npz (MDPDataset arrays) or .h5 (d3rlpy\'s replay-buffer file)'
+                         % out)
+    if not slices:
+        raise schema.DatasetError(path, 'observations', 'no episode left to export (d3rlpy files need one)')
+    write_hdf5_atomically(out, d3rlpy_buffer_arrays(arrays, slices), {})
+    return D3RLPY_BUFFER_SNIPPET.format(path=out)
+
+
+# d3rlpy 2.x's replay-buffer file (d3rlpy/dataset/io.py, DATASET_VERSION "2.1"): datasets `columns` (the
+# episode fields), `num_episodes`, `version` and, per episode i, `<field>_<i>` for the fields of
+# `Episode.serialize()`: observations (T, D), actions (T, A), rewards (T, 1), terminated (scalar bool).
+D3RLPY_BUFFER_VERSION = '2.1'
+D3RLPY_EPISODE_FIELDS = ('observations', 'actions', 'rewards', 'terminated')
+D3RLPY_BUFFER_SNIPPET = '''import d3rlpy
+with open("{path}", "rb") as f:
+    dataset = d3rlpy.dataset.ReplayBuffer.load(f, d3rlpy.dataset.InfiniteBuffer())'''
+
+
+def d3rlpy_buffer_arrays(arrays, slices):
+    """The datasets of d3rlpy's file for the episodes at `slices`.
+
+    A d3rlpy episode of T observations that did not terminate holds T - 1 transitions (the last observation
+    only ends the last one). So that a time-limited or interrupted episode keeps all its transitions, its
+    last next observation is appended as one more observation (with a repeat of the last action and a zero
+    reward, which no transition reads); a terminated one keeps its T rows (d3rlpy's next state after a
+    terminal is zeros). Without next_observations in the file the episode is written as d3rlpy would build it
+    from the arrays (its last transition then has no next state and is left out).
+    """
+    obs = np.asarray(arrays['observations'], np.float32)
+    next_obs = arrays.get('next_observations')
+    data = {'columns': np.array(D3RLPY_EPISODE_FIELDS, dtype='S'), 'num_episodes': np.int64(len(slices)),
+            'version': D3RLPY_BUFFER_VERSION}
+    for i, rows in enumerate(slices):
+        terminated = bool(arrays['terminals'][rows][-1])
+        episode_obs = obs[rows]
+        actions = np.asarray(arrays['actions'][rows], np.float32)
+        rewards = np.asarray(arrays['rewards'][rows], np.float32).reshape(-1, 1)
+        if not terminated and next_obs is not None:
+            episode_obs = np.concatenate([episode_obs, np.asarray(next_obs[rows][-1:], np.float32)])
+            actions = np.concatenate([actions, actions[-1:]])
+            rewards = np.concatenate([rewards, np.zeros((1, 1), np.float32)])
+        data.update({'observations_%d' % i: episode_obs, 'actions_%d' % i: actions, 'rewards_%d' % i: rewards,
+                     'terminated_%d' % i: np.bool_(terminated)})
+    return data
 
 
 def _save_npz_atomically(out, data):
@@ -203,8 +252,14 @@ def _layout_segments(attrs, obs_dim):
     return segments if segments and max(b for _, _, b in segments) == obs_dim else [('flat', 0, obs_dim)]
 
 
+# robomimic's env_args: {"env_name", "type", "env_kwargs"}; type 2 is robomimic's EnvType.GYM_TYPE (the env is
+# made with gym(nasium).make(env_name, **env_kwargs)); env_name is config/data.yaml export.robomimic.env_name.
+ROBOMIMIC_GYM_TYPE = 2
+
+
 def export_robomimic(path, out, exclude_errors=False):
-    """robomimic-style HDF5: data/demo_<i>/{obs/<key>, next_obs/<key>, actions, rewards, dones} per episode.
+    """A robomimic dataset: data/demo_<i>/{obs/<key>, next_obs/<key>, actions, rewards, dones} per episode and
+    the train/valid filter keys mask/train, mask/valid (config/data.yaml export.robomimic).
 
     obs keys are the segments of the file's observation layout (else one 'flat' key); `dones` marks true
     MDP ends (terminals) so a timeout bootstraps; each demo's attributes give num_samples and the outcome.
@@ -225,13 +280,31 @@ def export_robomimic(path, out, exclude_errors=False):
         data[demo + '/timeouts'] = np.asarray(arrays['timeouts'][rows]).astype(np.int64)
         group_attrs[demo] = {'num_samples': rows.stop - rows.start, 'outcome': rows_outcome(arrays, rows),
                              'source_rows': np.array([rows.start, rows.stop], np.int64)}
-    env_args = {'env_name': 'plas_ros/cloth_slide', 'type': 'plas_ros',
-                'env_kwargs': {key: _jsonable(attrs.get(key, '')) for key in (schema.ATTR_SOURCE, schema.ATTR_POLICY)}}
+    train, valid = robomimic_split(['demo_%d' % i for i in range(len(slices))])
+    data['mask/train'] = np.array(train, dtype='S')
+    data['mask/valid'] = np.array(valid, dtype='S')
+    env_args = {'env_name': str(section('data.yaml', 'export.robomimic')['env_name']), 'type': ROBOMIMIC_GYM_TYPE,
+                'env_kwargs': {}}
     group_attrs['data'] = {'total': int(sum(s.stop - s.start for s in slices)), 'env_args': json.dumps(env_args),
                            'source_file': str(path), schema.ATTR_OBS_LAYOUT: attrs.get(
                                schema.ATTR_OBS_LAYOUT, schema.obs_layout_json([('flat', 0, obs.shape[1])]))}
+    for key in (schema.ATTR_SOURCE, schema.ATTR_POLICY):
+        group_attrs['data'][key] = str(_jsonable(attrs.get(key, '')))
     check_output_path(out, append=True)
     write_hdf5_atomically(out, data, {}, group_attrs=group_attrs)
+
+
+def robomimic_split(demos):
+    """(train, valid) demo names as robomimic's split_train_val does it: int(valid_ratio * n) demos drawn at
+    random for validation (repeatably: config/data.yaml export.robomimic.split_seed), in name order."""
+    cfg = section('data.yaml', 'export.robomimic')
+    ratio = float(cfg['valid_ratio'])
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError('config/data.yaml export.robomimic.valid_ratio must be in [0, 1), got %r' % ratio)
+    valid_rows = set(np.random.default_rng(int(cfg['split_seed'])).permutation(len(demos))[:int(ratio * len(demos))])
+    train = [d for i, d in enumerate(demos) if i not in valid_rows]
+    valid = [d for i, d in enumerate(demos) if i in valid_rows]
+    return train, valid
 
 
 # -- command line ------------------------------------------------------------------------------------------
@@ -273,6 +346,10 @@ def build_parser():
     export.add_argument('--format', choices=('d3rlpy', 'robomimic'), required=True)
     export.add_argument('-o', '--output', required=True)
     export.add_argument('--exclude-errors', action='store_true', help='leave out episodes that ended on a fault')
+    draw = sub.add_parser('plot', help='draw one episode (tactile strip, forces, tip, gripper, reward) as an image')
+    draw.add_argument('file')
+    draw.add_argument('--episode', type=int, default=0, help='0-based, in file order (-1: the last); default 0')
+    draw.add_argument('-o', '--output', required=True, help='image file (.png, .svg, .pdf: by its name)')
     return parser
 
 
@@ -296,7 +373,12 @@ def run(args):
                                                                                args.exclude_errors)))
         else:
             export_robomimic(args.file, args.output, args.exclude_errors)
-            print('wrote %s (robomimic-style, one group per episode under data/)' % args.output)
+            print('wrote %s (robomimic dataset: one group per episode under data/, mask/train and mask/valid)'
+                  % args.output)
+    elif args.command == 'plot':
+        drawn = plot_episode(args.file, args.episode, args.output)
+        print('wrote %s: episode %d, %d steps, return %.4f, %s' % (args.output, drawn.index, drawn.steps,
+                                                                  drawn.rewards.sum(), drawn.outcome))
     return 0
 
 

@@ -33,6 +33,7 @@ class Dataset:
     action_low: np.ndarray          # (act_dim,) float32
     action_high: np.ndarray         # (act_dim,) float32
     sources: List[str] = field(default_factory=list)
+    obs_layout: str = ''            # the files' obs_layout attribute (JSON segments), '' unless all files agree
 
     @property
     def size(self) -> int:
@@ -181,9 +182,10 @@ def load_datasets(paths, obs_dim: Optional[int] = None, act_dim: Optional[int] =
     paths = [str(p) for p in paths]
     if not paths:
         raise ValueError('no dataset files given')
-    parts = []
+    parts, layouts = [], set()
     for path in paths:
         arrays, attrs = read_file(path)
+        layouts.add(str(attrs.get(schema.ATTR_OBS_LAYOUT, '')))
         if len(arrays['observations']) == 0:
             raise schema.DatasetError(path, 'observations', 'file holds no transitions')
         schema.check_arrays(path, arrays, obs_dim=obs_dim, act_dim=act_dim)
@@ -205,4 +207,5 @@ def load_datasets(paths, obs_dim: Optional[int] = None, act_dim: Optional[int] =
                           has_next=has_next, low=low, high=high))
     merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0] if key not in ('low', 'high')}
     return Dataset(action_low=np.min([p['low'] for p in parts], axis=0),
-                   action_high=np.max([p['high'] for p in parts], axis=0), sources=paths, **merged)
+                   action_high=np.max([p['high'] for p in parts], axis=0), sources=paths,
+                   obs_layout=layouts.pop() if len(layouts) == 1 else '', **merged)

@@ -143,7 +143,7 @@ def write_hdf5_atomically(path, arrays, attrs, fsync=True, group_attrs=None):
                 f.attrs[key] = value
             for key, value in arrays.items():
                 # Chunk checksums: a flipped bit in the data fails loudly on read instead of training silently.
-                f.create_dataset(key, data=value, fletcher32=len(value) > 0)
+                f.create_dataset(key, data=value, fletcher32=_checksummable(value))
             for group, values in (group_attrs or {}).items():
                 for key, value in values.items():
                     f.require_group(group).attrs[key] = value
@@ -156,6 +156,12 @@ def write_hdf5_atomically(path, arrays, attrs, fsync=True, group_attrs=None):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _checksummable(value) -> bool:
+    """Chunked numeric data (what fletcher32 protects); scalars and strings are stored whole."""
+    array = np.asarray(value)
+    return array.ndim > 0 and len(array) > 0 and array.dtype.kind in 'biuf'
 
 
 def _bounds(value, act_dim):

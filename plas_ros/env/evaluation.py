@@ -167,6 +167,7 @@ class Evaluator:
         self._env = None
         self._limit = None
         self._warned = False
+        self.last_observations = []  # the last call's episodes' observations, time-limited (for pictures)
 
     @property
     def env(self):
@@ -213,9 +214,11 @@ class Evaluator:
         limit = self.limit
         run_steps = limit if q_fn is None else self.diagnostic_steps(limit)
         returns, lengths, all_q, all_g = [], [], [], []
+        self.last_observations = []
         for episode in range(self.episodes):
             run = self.rollout(act_fn, self.seed + episode, max_steps=run_steps)
             length = len(run.rewards) if limit is None else min(len(run.rewards), limit)
+            self.last_observations.append(run.observations[:length])
             returns.append(run.rewards[:length].sum())  # the time-limited episode's return
             lengths.append(length)
             if q_fn is not None:

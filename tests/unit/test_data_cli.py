@@ -137,7 +137,7 @@ def test_merge_refuses_different_dimensions(tmp_path, capsys):
     assert code == 1 and 'differ in (obs_dim, act_dim)' in err and not (tmp_path / 'm.h5').exists()
 
 
-def test_export_d3rlpy_arrays_rebuild_every_episode(tmp_path, capsys):
+def test_export_d3rlpy_npz_arrays_rebuild_every_episode(tmp_path, capsys):
     path = recorded(tmp_path / 'a.h5', ends=('timeout', 'terminal', 'error'))
     out = tmp_path / 'd.npz'
     code, text, _ = run(capsys, 'export', path, '--format', 'd3rlpy', '-o', out)
@@ -147,9 +147,32 @@ def test_export_d3rlpy_arrays_rebuild_every_episode(tmp_path, capsys):
     ends = (data['terminals'] > 0) | (data['timeouts'] > 0)
     assert ends.sum() == 3 and ends[-1] and data['terminals'].dtype == np.float32
     np.testing.assert_array_equal(data['observations'], read_file(path)[0]['observations'])
-    code, _, _ = run(capsys, 'export', path, '--format', 'd3rlpy', '--exclude-errors', '-o', tmp_path / 'e.h5')
-    with h5py.File(tmp_path / 'e.h5', 'r') as f:
-        assert len(f['rewards']) == 8
+    code, _, _ = run(capsys, 'export', path, '--format', 'd3rlpy', '--exclude-errors', '-o', tmp_path / 'e.npz')
+    assert code == 0 and len(np.load(tmp_path / 'e.npz')['rewards']) == 8
+
+
+def test_export_d3rlpy_h5_is_d3rlpys_replay_buffer_file(tmp_path, capsys):
+    """d3rlpy 2.x's own layout (d3rlpy/dataset/io.py, version 2.1): every transition kept, per episode."""
+    path = recorded(tmp_path / 'a.h5', ends=('timeout', 'terminal', 'error'))
+    out = tmp_path / 'd.h5'
+    code, text, _ = run(capsys, 'export', path, '--format', 'd3rlpy', '-o', out)
+    assert code == 0 and 'ReplayBuffer.load' in text
+    arrays = read_file(path)[0]
+    with h5py.File(out, 'r') as f:
+        assert [c.decode() for c in f['columns'][()]] == ['observations', 'actions', 'rewards', 'terminated']
+        assert f['num_episodes'][()] == 3 and f['version'][()] in (b'2.1', '2.1')
+        timeout, terminal = slice(0, 4), slice(4, 8)
+        # Not terminated: one more observation, the last next observation, so all 4 transitions are kept.
+        np.testing.assert_array_equal(f['observations_0'][()][:4], arrays['observations'][timeout])
+        np.testing.assert_array_equal(f['observations_0'][()][4], arrays['next_observations'][3])
+        assert f['actions_0'].shape == (5, 2) and f['rewards_0'].shape == (5, 1) and not f['terminated_0'][()]
+        np.testing.assert_array_equal(f['rewards_0'][()][:4, 0], arrays['rewards'][timeout])
+        # Terminated: its 4 rows as they are.
+        np.testing.assert_array_equal(f['observations_1'][()], arrays['observations'][terminal])
+        assert f['terminated_1'][()] and f['rewards_1'].shape == (4, 1)
+        assert not f['terminated_2'][()] and f['observations_2'].shape == (5, 89)  # a fault bootstraps
+    code, _, err = run(capsys, 'export', path, '--format', 'd3rlpy', '-o', tmp_path / 'd.hdf')
+    assert code == 1 and '.npz' in err and '.h5' in err
 
 
 def test_export_d3rlpy_loads_in_d3rlpy_when_installed(tmp_path):
@@ -161,9 +184,13 @@ def test_export_d3rlpy_loads_in_d3rlpy_when_installed(tmp_path):
     dataset = d3rlpy.dataset.MDPDataset(data['observations'], data['actions'], data['rewards'], data['terminals'],
                                         data['timeouts'])
     assert len(dataset.episodes) == 3
+    cli.export_d3rlpy(path, tmp_path / 'd.h5')
+    with open(tmp_path / 'd.h5', 'rb') as f:
+        buffer = d3rlpy.dataset.ReplayBuffer.load(f, d3rlpy.dataset.InfiniteBuffer())
+    assert len(buffer.episodes) == 3 and buffer.transition_count == 4 + 4 + 4
 
 
-def test_export_robomimic_one_group_per_episode(tmp_path, capsys):
+def test_export_robomimic_one_group_per_episode_with_train_valid_masks(tmp_path, capsys):
     path = recorded(tmp_path / 'a.h5', ends=('timeout', 'terminal'))
     out = tmp_path / 'r.hdf5'
     assert run(capsys, 'export', path, '--format', 'robomimic', '-o', out)[0] == 0
@@ -176,7 +203,22 @@ def test_export_robomimic_one_group_per_episode(tmp_path, capsys):
         np.testing.assert_array_equal(demo['obs/tactile_raw_over_3895'][()], arrays['observations'][4:, 3:87])
         np.testing.assert_array_equal(demo['next_obs/pitch_deg_over_30'][()], arrays['next_observations'][4:, 88:])
         np.testing.assert_array_equal(demo['actions'][()], arrays['actions'][4:])
-        assert json.loads(f['data'].attrs['env_args'])['env_kwargs']['policy'] == 'random'
+        assert f['data'].attrs['policy'] == 'random'
+        env_args = json.loads(f['data'].attrs['env_args'])
+        assert env_args['type'] == cli.ROBOMIMIC_GYM_TYPE and env_args['env_kwargs'] == {}
+        assert [d.decode() for d in f['mask/train'][()]] + [d.decode() for d in f['mask/valid'][()]] == \
+            ['demo_0', 'demo_1']  # int(0.1 * 2) = 0 validation demos, as robomimic's split counts them
+    import gymnasium as gym
+
+    import plas_ros.sim.gym_env  # noqa: F401 (registers the env)
+    assert gym.spec(env_args['env_name']).entry_point == 'plas_ros.sim.gym_env:ClothSlideEnv'
+
+
+def test_robomimic_split_is_repeatable_and_partitions_the_demos():
+    demos = ['demo_%d' % i for i in range(25)]
+    train, valid = cli.robomimic_split(demos)
+    assert len(valid) == 2 and sorted(train + valid) == sorted(demos) and not set(train) & set(valid)
+    assert cli.robomimic_split(demos) == (train, valid)
 
 
 def test_module_entry_point_exit_codes(tmp_path):
