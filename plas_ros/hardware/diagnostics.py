@@ -169,7 +169,7 @@ class Monitor:
 
     def _report(self, link_up, link_text, bad, problems, values):
         now = self._clock()
-        if link_up and not self._link_up:
+        if link_up and self._link_up is False:  # came back: judge the rates over the time since
             self._link_since = now
         self._link_up = bool(link_up)
         found = [] if link_up else [(ERROR, 'no link: %s' % link_text)]
