@@ -15,24 +15,36 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 DEBIAN_ROS_PACKAGES="python3-rospy python3-roslaunch python3-rosbag python3-rostest python3-rosunit
  python3-rostopic python3-rosnode python3-rosmsg python3-rosservice rosbash python3-std-msgs
  python3-geometry-msgs python3-sensor-msgs python3-std-srvs python3-genpy python3-tf2-ros python3-tf2-msgs
+ python3-diagnostic-updater python3-diagnostic-msgs
  ros-std-msgs ros-geometry-msgs ros-sensor-msgs ros-std-srvs python3-venv catkin ros-message-generation
  ros-message-runtime
  libstd-msgs-dev libgeometry-msgs-dev libsensor-msgs-dev libstd-srvs-dev"
 
-install_ros() {
-  if [ -f /opt/ros/noetic/setup.bash ]; then
-    say "using ROS Noetic from /opt/ros/noetic"
-    return
-  fi
-  local missing=()
-  for p in $DEBIAN_ROS_PACKAGES; do
+# On Noetic the ROS installation is used as it is, with these few packages added where missing.
+NOETIC_ROS_PACKAGES="ros-noetic-tf2-ros ros-noetic-diagnostic-updater"
+
+install_missing() {  # $1: what they are, the rest: package names
+  local what="$1" missing=() p
+  shift
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then
-    say "installing Debian's ROS 1 packages: ${missing[*]}"
+    say "installing $what: ${missing[*]}"
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+}
+
+install_ros() {
+  if [ -f /opt/ros/noetic/setup.bash ]; then
+    say "using ROS Noetic from /opt/ros/noetic"
+    # shellcheck disable=SC2086
+    install_missing "ROS Noetic packages" $NOETIC_ROS_PACKAGES
+    return
+  fi
+  # shellcheck disable=SC2086
+  install_missing "Debian's ROS 1 packages" $DEBIAN_ROS_PACKAGES
 }
 
 source_ros() {

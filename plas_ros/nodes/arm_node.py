@@ -9,7 +9,11 @@ import tf2_ros
 from geometry_msgs.msg import PoseStamped, TransformStamped, WrenchStamped
 from std_srvs.srv import Trigger, TriggerResponse
 
+from plas_ros.config import section
 from plas_ros.hardware.arm import ArmError, SafetyBox, WrenchMedianFilter, pitch_to_quaternion
+from plas_ros.hardware.device_health import arm_report
+from plas_ros.hardware.diagnostics import Monitor
+from plas_ros.nodes.drivers import Diagnostics, diagnostics_params, require_diagnostic_updater
 from plas_ros.nodes.params import node_params, run_at
 from plas_ros.srv import TipMove, TipMoveResponse
 
@@ -33,13 +37,19 @@ def make_arm(p):
 
 
 class ArmNode:
-    def __init__(self, arm, frame_id, tip_frame_id, window):
+    def __init__(self, arm, frame_id, tip_frame_id, window, monitor=None, what='arm'):
         self.arm = arm
         self.frame_id = frame_id
         self.tip_frame_id = tip_frame_id
         self.filter = WrenchMedianFilter(window)
         self.read_errors = 0
         self.move_errors = 0
+        self.reading_ok = False
+        self.monitor = monitor
+        self.diagnostics = None
+        if monitor is not None:
+            self.diagnostics = Diagnostics(what, monitor.config, [('arm', lambda: arm_report(
+                monitor, self.reading_ok, self.read_errors, self.move_errors, what))])
         self._filter_lock = threading.Lock()
         self.pose_pub = rospy.Publisher('tip_pose', PoseStamped, queue_size=10)
         self.wrench_pub = rospy.Publisher('wrench', WrenchStamped, queue_size=10)
@@ -49,6 +59,8 @@ class ArmNode:
 
     def close(self):
         """Withdraw the services and topics (the node's process ends anyway; for a node hosted in a test)."""
+        if self.diagnostics is not None:
+            self.diagnostics.close()
         for service in self._services:
             service.shutdown()
         self.pose_pub.unregister()
@@ -61,6 +73,7 @@ class ArmNode:
 
     def _failed(self, what, exc):
         self.move_errors += 1
+        self._note_error('%s failed: %s' % (what, exc))
         rospy.logerr('arm_driver: %s failed (%d failed moves so far): %s', what, self.move_errors, exc)
         return str(exc)
 
@@ -93,8 +106,13 @@ class ArmNode:
             wrench = self.arm.wrench()
         except (ArmError, ValueError) as exc:
             self.read_errors += 1
+            self.reading_ok = False
+            self._note_error('reading the arm failed: %s' % exc)
             rospy.logwarn_throttle(5.0, 'arm_driver: reading the arm failed (%d so far): %s' % (self.read_errors, exc))
             return
+        self.reading_ok = True
+        if self.monitor is not None:
+            self.monitor.tick('readings')
         self._publish_pose(tip, stamp)
         self._publish_tip_frame(tip, stamp)
         with self._filter_lock:
@@ -103,6 +121,10 @@ class ArmNode:
             median = self.filter.value()
         if full:
             self._publish_wrench(median, stamp)
+
+    def _note_error(self, text):
+        if self.monitor is not None:
+            self.monitor.error(text)
 
     def _publish_pose(self, tip, stamp):
         msg = PoseStamped()
@@ -134,14 +156,19 @@ class ArmNode:
 
 
 def main():
+    require_diagnostic_updater('arm_driver')
     rospy.init_node('arm_driver')
-    p = node_params('robot.yaml', 'arm', namespace=True)
+    p = node_params('robot.yaml', 'arm', namespace=True, extra={'diagnostics': section('robot.yaml', 'diagnostics')})
+    monitor = Monitor(diagnostics_params(p))
+    monitor.expect('readings', p['rate'])
     try:
         arm = make_arm(p)  # the simulated arm connects lazily: the world may still be starting
     except (ArmError, ValueError) as exc:
         rospy.logfatal('arm_driver: %s', exc)
         raise SystemExit(1) from exc
-    node = ArmNode(arm, p['frame_id'], p['tip_frame_id'], p['wrench_median_window'])
+    what = ('simulated arm at %s:%d' % (p['sim_host'], p['sim_port']) if p['sim']
+            else 'Sawyer limb %s' % p['limb'])
+    node = ArmNode(arm, p['frame_id'], p['tip_frame_id'], p['wrench_median_window'], monitor=monitor, what=what)
     hz = p['rate']
     rospy.loginfo('arm_driver: up (%s arm), publishing at %.0f Hz, tip frame %s -> %s', 'simulated' if p['sim']
                   else 'Sawyer', hz, p['frame_id'], p['tip_frame_id'])

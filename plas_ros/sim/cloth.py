@@ -225,6 +225,17 @@ class ClothSim:
     def slide_m(self):
         return self._slide
 
+    def edge_height_m(self, y):
+        """The edge's height (m, world z) at tip-y coordinate(s) y (m): the episode's profile with the current
+        stretch (for views: no random draw)."""
+        slide = np.asarray(y, dtype=np.float64) - self.config.start_y_m
+        return self._profile_origin + self._episode.height(slide) + self._deform
+
+    @property
+    def finger_length_m(self):
+        """The length of the finger's cells along it (m)."""
+        return 2.0 * self._half_span
+
     @property
     def edge_offset_mm(self):
         """Edge height above the finger centre (mm), ground truth."""

@@ -7,6 +7,9 @@ objects the ROS env node runs, here driving the simulator directly instead of th
     obs, info = env.reset(seed=0)
     obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
 
+`make_env(render_mode="rgb_array")`: `env.render()` returns the last reading's tactile image beside a side view
+of the tip and the cloth edge, (H, W, 3) uint8 (plas_ros.sim.render, config/render.yaml).
+
 `info` holds the raw data behind the observation (tactile_raw (14, 6) uint16, force_raw (3,) N, tip_pose
 (4,)), the gripper width (mm) and adjustment (-1/0/+1) and, for diagnostics only, the simulator's ground
 truth `edge_held`.
@@ -23,6 +26,7 @@ from plas_ros.env import layout
 from plas_ros.env.config import load_env_config
 from plas_ros.env.task import ClothSlideTask, Robot, SensorReading, TaskEnv
 from plas_ros.sim.cloth import ClothSim
+from plas_ros.sim.render import FrameRenderer, render_fps
 
 ENV_ID = 'PlasClothSlide-v0'
 
@@ -67,9 +71,16 @@ def _observation_space():
 class ClothSlideEnv(gym.Env):
     """Gymnasium Env of the cloth-sliding task over plas_ros.sim.cloth.ClothSim."""
 
-    metadata = {'render_modes': []}
+    metadata = {'render_modes': ['rgb_array'], 'render_fps': render_fps()}
 
-    def __init__(self, env_config=None, sim_config=None, seed=None, env_config_path=None, max_steps=None):
+    def __init__(self, env_config=None, sim_config=None, seed=None, env_config_path=None, max_steps=None,
+                 render_mode=None):
+        if render_mode is not None and render_mode not in self.metadata['render_modes']:
+            raise ValueError('render_mode %r is not supported (modes: %s)' % (
+                render_mode, ', '.join(self.metadata['render_modes'])))
+        self.render_mode = render_mode
+        self._renderer = FrameRenderer() if render_mode else None
+        self._last_tactile = None
         self.config = env_config or load_env_config(env_config_path)
         self.sim = ClothSim(config=sim_config, seed=seed)
         self.task = ClothSlideTask(self.config, SimRobot(self.sim, load_wrench_window()), max_steps=max_steps)
@@ -93,13 +104,27 @@ class ClothSlideEnv(gym.Env):
         sim_seed = seed if seed is not None else int(self.np_random.integers(0, 2 ** 31 - 1))
         self.sim.reset(seed=sim_seed)
         observation, info = self.task_env.reset()
-        info['edge_held'] = self._edge_held()
+        self._seen(info)
         return observation, info
 
     def step(self, action):
         observation, reward, terminal, timeout, info = self.task_env.step(action)
-        info['edge_held'] = self._edge_held()
+        self._seen(info)
         return observation, reward, terminal, timeout, info
+
+    def _seen(self, info):
+        info['edge_held'] = self._edge_held()
+        self._last_tactile = info.get('tactile_raw', self._last_tactile)
+
+    def render(self):
+        """rgb_array: (H, W, 3) uint8 of the last reading and the sim's state (draws nothing from the sim's random
+        streams: rendering does not change an episode); None without a render_mode."""
+        if self.render_mode is None:
+            return None
+        tactile = self._last_tactile
+        if tactile is None:  # before the first reset: an empty finger
+            tactile = np.zeros((layout.TACTILE_ROWS, layout.TACTILE_COLS), np.uint16)
+        return self._renderer.frame(self.sim, tactile)
 
     def abort(self):
         self.task_env.abort()

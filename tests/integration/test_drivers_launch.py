@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.helpers.common import free_port, wait_for
+from tests.helpers.driver_topics import DiagnosticsLog, lookup, values
 from tests.helpers.ros import TopicLog, digest
 
 
@@ -95,6 +96,11 @@ def test_drivers_launch_in_simulation(drivers):
                                         at_start.orientation.w])) < 1e-6
         tip = _tip_frame(rospy, tf, proc)
         assert abs(tip.transform.translation.z - 0.30) < 1e-6  # the tip, not the hand (0.13 m higher)
+        # one tree: base -> gripper_tip (arm_driver) -> the fingers (wsg_driver), apart by the width (1.8 mm)
+        fingers = [lookup(rospy, tf[0], 'base', 'wsg_finger%d' % n).transform.translation for n in (1, 2)]
+        gap = np.linalg.norm([fingers[0].x - fingers[1].x, fingers[0].y - fingers[1].y, fingers[0].z - fingers[1].z])
+        assert abs(gap - 0.0018) < 5e-5, gap
+        assert squeezed.header.frame_id == 'wsg_finger1'  # the DSA finger's frame, on that tree
         force = _fresh(wrench, 20, '/arm/wrench').wrench.force
         assert all(abs(v) < 50 for v in (force.x, force.y, force.z))
 
@@ -131,10 +137,19 @@ def test_arm_node_against_the_simulated_arm_server(rospy_node, processes):
     port = server.start()
     pose = TopicLog(rospy, '/solo/tip_pose', PoseStamped)
     wrench = TopicLog(rospy, '/solo/wrench', WrenchStamped)
+    diagnostics = DiagnosticsLog(rospy)
     proc = processes(['rosrun', 'plas_ros', 'arm_node', '__ns:=/solo', '__name:=arm_driver', '_sim:=true',
                       '_sim_port:=%d' % port, '_rate:=50'], name='arm_solo')
     try:
         first = wait_for(lambda: wrench.msg, 30, what='/solo/wrench')
+        flowing = wait_for(lambda: diagnostics.latest('solo/arm_driver: arm'), 20, what='the arm status')
+        assert 'readings flowing' in values(flowing)['link'] and 'expected 50.0 Hz' in values(flowing)['readings rate']
+        assert flowing.level in (0, 1), flowing  # OK, or WARN if this loaded machine cannot keep 50 Hz
+        # the tip frame on tf is the tip pose: looked up at a pose's stamp, it holds that pose's position
+        at = pose.msg
+        same = lookup(rospy, tf[0], 'base', 'gripper_tip', stamp=at.header.stamp).transform.translation
+        assert (same.x, same.y, same.z) == (at.pose.position.x, at.pose.position.y, at.pose.position.z)
+        assert first.header.frame_id == 'base' and at.header.frame_id == 'base'
         assert abs(first.wrench.force.z - cloth.config.bias_n[2]) < 3.0  # a median, close to the bias: fingers open
         start = _tip_frame(rospy, tf, proc)
         t, r = start.transform.translation, start.transform.rotation
@@ -162,12 +177,16 @@ def test_arm_node_against_the_simulated_arm_server(rospy_node, processes):
         settled = pose.count
         rospy.sleep(1.0)
         assert pose.count == settled and settled - count < 50
+        lost = diagnostics.wait_level('solo/arm_driver: arm', 2, 10, digest(proc.output))
+        assert 'the last reading failed' in lost.message and 'reading the arm failed' in values(lost)['last error']
+        assert values(lost)['failed_moves'] == '2'
         assert proc.running()
     finally:
         server.stop()
         tf[1].unregister()
         pose.sub.unregister()
         wrench.sub.unregister()
+        diagnostics.close()
 
 
 def test_arm_node_reports_a_short_move_of_the_sawyer_as_a_failure(rospy_node, monkeypatch):

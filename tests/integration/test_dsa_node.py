@@ -8,6 +8,7 @@ import signal
 import sys
 
 from tests.helpers.common import wait_for
+from tests.helpers.driver_topics import DiagnosticsLog, check_images, values
 from tests.helpers.ros import TopicLog, digest
 from tests.helpers.tree import script
 
@@ -22,6 +23,7 @@ def check_pattern(msg):
 
 
 def test_dsa_node_against_the_simulator(rospy_node, processes, tmp_path):
+    from sensor_msgs.msg import Image
     from std_msgs.msg import Bool
 
     from plas_ros.msg import TactileFrame
@@ -29,11 +31,18 @@ def test_dsa_node_against_the_simulator(rospy_node, processes, tmp_path):
     link = str(tmp_path / 'dsa')
     frames = TopicLog(rospy, '/dsa/frame', TactileFrame)
     connected = TopicLog(rospy, '/dsa/connected', Bool)
+    raw = TopicLog(rospy, '/dsa/image_raw', Image)
+    colour = TopicLog(rospy, '/dsa/image_color', Image)
+    diagnostics = DiagnosticsLog(rospy)
+    name = 'dsa/dsa_driver: tactile sensor'
     node = processes([script('dsa_node'), '__ns:=/dsa', '__name:=dsa_driver',
                       '_port:=%s' % link, '_frame_rate:=50', '_rle:=true'], name='dsa_node')
     try:
         wait_for(lambda: [m.data for m in connected.snapshot()] == [False], 20, what='/dsa/connected false')
         assert not frames.snapshot() and node.running(), digest(node.output)
+        absent = diagnostics.wait_level(name, 2, 20, digest(node.output))
+        assert absent.message == 'no link: %s, not open' % link
+        assert 'cannot open DSA port' in values(absent)['last error']
 
         sim = processes([sys.executable, '-m', 'plas_ros.sim.dsa', '--link', link, '--boot-garbage',
                          '--boot-seconds', '0.5', '--reopen-delay', '1.5'], name='dsa_sim')
@@ -46,6 +55,11 @@ def test_dsa_node_against_the_simulator(rospy_node, processes, tmp_path):
         assert stamps == sorted(stamps) and stamps[-1] - stamps[0] > 0.2
         rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])
         assert 25 < rate < 75, 'published at %.1f frames/s, the device sends 50' % rate
+        check_images(frames.snapshot(), raw, colour)
+        assert received[0].header.frame_id == 'wsg_finger1'  # the finger carrying the sensor (robot.yaml dsa)
+        flowing = diagnostics.wait_level(name, 0, 20, digest(node.output))
+        assert 'acquiring matrix 0 (14 x 6)' in values(flowing)['link'] and 'expected 50.0 Hz' in values(flowing)[
+            'frames rate']
 
         sim.signal(signal.SIGUSR1)          # the simulator closes its pty and opens a new one 1.5 s later
         wait_for(lambda: [m.data for m in connected.snapshot()][-2:] == [False, True], 20,
@@ -57,8 +71,9 @@ def test_dsa_node_against_the_simulator(rospy_node, processes, tmp_path):
         assert [m.data for m in connected.snapshot()] == [False, True, False, True]
         assert node.running() and sim.running(), digest(node.output)
     finally:
-        frames.sub.unregister()
-        connected.sub.unregister()
+        for topic in (frames, connected, raw, colour):
+            topic.sub.unregister()
+        diagnostics.close()
 
 
 def test_dsa_node_publishes_the_configured_matrix(rospy_node, processes, tmp_path):

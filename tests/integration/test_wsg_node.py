@@ -9,6 +9,7 @@ import time
 import pytest
 
 from tests.helpers.common import wait_for
+from tests.helpers.driver_topics import DiagnosticsLog, check_images, lookup, tf_buffer, values
 from tests.helpers.ros import TopicLog, digest
 from tests.helpers.tree import script
 
@@ -165,6 +166,51 @@ def test_a_requested_fast_stop_survives_a_link_loss(gripper):
     assert ack().success and move(width=15.0, speed=200.0).success
 
 
+def test_diagnostics_joint_states_and_finger_frames(gripper):
+    """/diagnostics says OK, then ERROR for a fast stop (OK again after ack) and for a lost link; joint_states
+    and the finger frames on tf follow the measured width (each finger width / 2 from the tip)."""
+    from sensor_msgs.msg import JointState
+    from std_srvs.srv import Trigger
+
+    from plas_ros.srv import GripperCommand
+    rospy, sim, node, state = gripper
+    diagnostics = DiagnosticsLog(rospy)
+    joints = TopicLog(rospy, NS + '/joint_states', JointState)
+    buffer, listener = tf_buffer()
+    name = NS[1:] + '/wsg_driver: gripper'
+    try:
+        ok = diagnostics.wait_level(name, 0, 30, digest(node.output))
+        assert values(ok)['fast stop'] == 'off' and values(ok)['referenced'] == 'true', values(ok)
+        assert 'expected 20.0 Hz' in values(ok)['state rate'] and ok.hardware_id.startswith('WSG 32 at 127.0.0.1')
+        assert _proxy(rospy, 'move', GripperCommand)(width=20.0, speed=300.0).success
+        wait_for(lambda: abs(state.msg.width - 20.0) < 1e-3, 10, what='state at 20 mm')
+        mark = joints.count
+        joint = wait_for(lambda: joints.after(mark), 10, what=NS + '/joint_states')
+        same = wait_for(lambda: [m for m in state.snapshot() if m.header.stamp == joint.header.stamp], 5,
+                        what='the state published with the joint state')[0]
+        assert list(joint.name) == ['wsg_finger1_joint', 'wsg_finger2_joint'] and joint.header.frame_id == 'gripper_tip'
+        assert list(joint.position) == pytest.approx([-same.width / 2000.0, same.width / 2000.0], abs=1e-12)
+        assert list(joint.effort) == pytest.approx([same.force, same.force])
+        for finger, sign in ((1, -1.0), (2, 1.0)):
+            t = lookup(rospy, buffer, 'gripper_tip', 'wsg_finger%d' % finger).transform.translation
+            assert (t.x, t.y, t.z) == pytest.approx((0.0, sign * 0.010, 0.0), abs=1e-6)  # config finger_axis: y
+
+        fast_stop, ack = (_proxy(rospy, n, Trigger) for n in ('fast_stop', 'ack'))
+        assert fast_stop().success
+        stopped = diagnostics.wait_level(name, 2, 10, digest(node.output))
+        assert 'FAST STOP active' in stopped.message
+        assert values(stopped)['fast stop'] == 'on (requested through fast_stop)'
+        assert ack().success
+        diagnostics.wait_level(name, 0, 10, digest(node.output))
+        sim.drop_connections(hold_off=3.0)
+        down = diagnostics.wait_level(name, 2, 10, digest(node.output))
+        assert down.message.startswith('no link: 127.0.0.1:') and '127.0.0.1' in values(down)['last error']
+    finally:
+        diagnostics.close()
+        joints.sub.unregister()
+        listener.unregister()
+
+
 def test_a_stop_on_block_move_ending_with_29_succeeds(rospy_node, processes):
     from plas_ros.hardware.wsg import Status
     from plas_ros.sim.wsg import TWIN
@@ -193,6 +239,8 @@ class Frames:
 
 
 def test_tactile_fingers_are_published_at_the_tactile_rate(rospy_node, processes):
+    from sensor_msgs.msg import Image
+
     from plas_ros.msg import TactileFrame
     from plas_ros.sim.wsg import TWIN
     config = TWIN.with_finger(2, data='error')  # finger 2 is not tactile on this rig
@@ -200,6 +248,9 @@ def test_tactile_fingers_are_published_at_the_tactile_rate(rospy_node, processes
                                      params=['_tactile_fingers:=[1, 2]', '_tactile_rate:=10'])
     one = TopicLog(rospy_node, NS + '/finger1/frame', TactileFrame)
     two = TopicLog(rospy_node, NS + '/finger2/frame', TactileFrame)
+    raw = TopicLog(rospy_node, NS + '/finger1/image_raw', Image)
+    colour = TopicLog(rospy_node, NS + '/finger1/image_color', Image)
+    diagnostics = DiagnosticsLog(rospy_node)
     try:
         first = wait_for(lambda: one.msg, 20, what='%s/finger1/frame' % NS)
         mark, started = one.count, time.monotonic()
@@ -213,7 +264,13 @@ def test_tactile_fingers_are_published_at_the_tactile_rate(rospy_node, processes
         assert two.count == 0  # the finger answering with an error: nothing published for it
         assert 'finger 2 gives no tactile frame' in node.output and '2 NO_SENSOR' in node.output
         assert 'finger 1 info 01 00' in node.output  # the info codes, logged at start-up
+        check_images(frames, raw, colour)
+        failing = diagnostics.wait_level(NS[1:] + '/wsg_driver: tactile finger 2', 2, 20, digest(node.output))
+        assert 'bad frames in the last' in failing.message and values(failing)['frames'] == '0'
+        assert values(diagnostics.latest(NS[1:] + '/wsg_driver: tactile finger 1'))['finger_errors'].startswith('0 ')
     finally:
-        for topic in (one, two, state):
+        for topic in (one, two, state, raw, colour):
             topic.sub.unregister()
+        diagnostics.close()
         sim.stop()
+

@@ -205,3 +205,38 @@ def test_policy_errors_are_clear(tmp_path):
     with pytest.raises(ValueError, match='collect.yaml'):
         load_collect_config(str(bad))
     assert set(POLICY_NAMES) == {'random', 'expert', 'checkpoint', 'schedule', 'online_td3'}
+
+
+def test_rgb_array_render_passes_the_checker_and_shows_the_reading():
+    from plas_ros.hardware.tactile_image import TactileColouriser
+    env = make_env(seed=0, render_mode='rgb_array')
+    check_env(env)
+    assert env.metadata['render_modes'] == ['rgb_array'] and env.metadata['render_fps'] > 0
+    _, info = env.reset(seed=3)
+    frame = env.render()
+    tactile = TactileColouriser().image(info['tactile_raw'])
+    assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+    assert frame.shape[0] == tactile.shape[0] and frame.shape[1] > tactile.shape[1]
+    np.testing.assert_array_equal(frame[:, :tactile.shape[1]], tactile)  # the tactile half is the last reading
+    _, _, _, _, info = env.step(np.array([0.0, 0.5], np.float32))
+    moved = env.render()
+    np.testing.assert_array_equal(moved[:, :tactile.shape[1]], TactileColouriser().image(info['tactile_raw']))
+    assert not np.array_equal(moved[:, tactile.shape[1]:], frame[:, tactile.shape[1]:])  # the tip went up 5 cm
+
+
+def test_rendering_does_not_change_the_episode():
+    plain, rendered = make_env(seed=0), make_env(seed=0, render_mode='rgb_array')
+    plain.reset(seed=5)
+    rendered.reset(seed=5)
+    for _ in range(5):
+        rendered.render()
+        a = plain.step(np.array([0.2, 0.0], np.float32))
+        b = rendered.step(np.array([0.2, 0.0], np.float32))
+        assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+    assert make_env(seed=0).render() is None
+    with pytest.raises(ValueError, match="render_mode 'human' is not supported"):
+        make_env(render_mode='human')
+    made = gym.make(ENV_ID, render_mode='rgb_array')
+    made.reset(seed=1)
+    assert made.render().shape[2] == 3
+    made.close()

@@ -61,7 +61,7 @@ class WsgCounters:
 
     FIELDS = ('connects', 'connect_failures', 'disconnects', 'announced_disconnects', 'timeouts', 'checksum_errors',
               'garbage_bytes', 'truncated_frames', 'unexpected_frames', 'malformed_replies', 'status_errors',
-              'stale_drops', 'rejected_values')
+              'stale_drops', 'rejected_values', 'width_updates')
 
     def __init__(self):
         for name in self.FIELDS:
@@ -362,6 +362,8 @@ class WsgClient:
             self._reject(problem)
             return True
         self._values[command] = (value, received, self.counters.connects)
+        if command == Command.OPENING_WIDTH:
+            self.counters.width_updates += 1  # the rate of the state, for diagnostics
         self._changed.notify_all()
         return True
 

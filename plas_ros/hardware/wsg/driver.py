@@ -145,6 +145,11 @@ class WsgDriver:
     def stats(self):
         return dict(self.client.stats(), **self.counters.as_dict())
 
+    @property
+    def fast_stop_requested(self):
+        """A fast stop was asked for through `trigger('fast_stop')` and not acknowledged since."""
+        return self._fast_stop_requested
+
     def stats_text(self):
         """The counters that are not zero, e.g. 'connects 2, disconnects 1, finger_frames 1: 40'."""
         parts = []
