@@ -12,10 +12,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from plas_ros.config import lookup, section
+from plas_ros.config import section
 from plas_ros.data import schema
 from plas_ros.data.episodes import episode_slices
 from plas_ros.data.loader import read_file
+from plas_ros.hardware.finger import FINGER
+from plas_ros.hardware.tactile_image import COLOUR_MAPS, lookup_table
 
 CONFIG_FILE = 'data.yaml'
 INFOS = schema.INFOS_GROUP + '/'
@@ -25,7 +27,7 @@ PARTS = ('force', 'tactile', 'tip_z', 'pitch')
 
 def finger_shape() -> Tuple[int, int]:
     """(rows, cols) of the tactile finger, config/robot.yaml `finger`."""
-    return int(lookup('robot.yaml', 'finger.rows')), int(lookup('robot.yaml', 'finger.cols'))
+    return FINGER.rows, FINGER.cols
 
 
 def layout_parts(attrs, obs_dim) -> Dict[str, slice]:
@@ -67,7 +69,11 @@ def tactile_strip(frames, max_frames: Optional[int] = None, scale: Optional[int]
     if max_frames < 1 or scale < 1 or gap < 0:
         raise ValueError('tactile_strip: max_frames and scale must be >= 1 and gap >= 0')
     chosen = frames[frame_indices(len(frames), max_frames)]
-    lut = _colour_table(colormap or cfg['colormap'])
+    name = colormap or cfg['colormap']
+    if name not in COLOUR_MAPS:
+        raise ValueError('unknown colour map %r (config/data.yaml strip.colormap): one of %s'
+                         % (name, ', '.join(COLOUR_MAPS)))
+    lut = lookup_table(name)  # the colours of the tactile image topics (plas_ros.hardware.tactile_image)
     levels = np.round(np.clip(np.nan_to_num(chosen, nan=0.0), 0.0, 1.0) * (len(lut) - 1)).astype(int)
     blocks = lut[levels].repeat(scale, axis=1).repeat(scale, axis=2)           # (n, rows*s, cols*s, 3)
     n, height, width, _ = blocks.shape
@@ -75,16 +81,6 @@ def tactile_strip(frames, max_frames: Optional[int] = None, scale: Optional[int]
     for i, block in enumerate(blocks):
         strip[:, i * (width + gap):i * (width + gap) + width] = block
     return strip
-
-
-def _colour_table(name: str) -> np.ndarray:
-    """256 RGB uint8 colours of a matplotlib colour map."""
-    from matplotlib import colormaps
-    try:
-        cmap = colormaps[name]
-    except KeyError as exc:
-        raise ValueError('unknown colour map %r (config/data.yaml strip.colormap)' % name) from exc
-    return np.round(cmap(np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
 
 
 def observation_frames(observations, tactile: slice, shape: Tuple[int, int]) -> np.ndarray:
@@ -122,7 +118,7 @@ class EpisodeData:
         info = {key[len(INFOS):]: np.asarray(value[rows]) for key, value in arrays.items() if key.startswith(INFOS)}
         raw = info.get('raw_known', np.zeros(self.steps, bool)).astype(bool)
         self.raw = bool(raw.all()) and 'tactile_raw' in info
-        full_scale = float(lookup('robot.yaml', 'finger.full_scale'))
+        full_scale = float(FINGER.full_scale)
         shape = finger_shape()
         if self.raw:
             self.frames = info['tactile_raw'].reshape(-1, *shape) / full_scale

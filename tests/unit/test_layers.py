@@ -31,7 +31,8 @@ ARCHITECTURE = [
     ('core', ['plas_ros.hardware', 'plas_ros.algos', 'plas_ros.data', 'plas_ros.env'],
      {'plas_ros.env': (['plas_ros.algos', 'plas_ros.sim', 'plas_ros.data', 'torch'],
                        ['plas_ros.data.episodes', 'plas_ros.data.schema']),
-      'plas_ros.data': (['plas_ros.env', 'plas_ros.algos', 'plas_ros.hardware', 'plas_ros.sim', 'torch'], []),
+      'plas_ros.data': (['plas_ros.env', 'plas_ros.algos', 'plas_ros.hardware', 'plas_ros.sim', 'torch'],
+                        ['plas_ros.hardware.finger', 'plas_ros.hardware.tactile_image']),  # the plots' colours
       'plas_ros.hardware': (['plas_ros', 'torch'], ['plas_ros.hardware', 'plas_ros.config']),
       'plas_ros.algos': (['plas_ros.env', 'plas_ros.hardware', 'plas_ros.sim'], [])}),
     ('sim', ['plas_ros.sim'],  # the device twins, the cloth model, the gymnasium env over the simulator
