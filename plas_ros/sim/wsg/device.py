@@ -241,7 +241,6 @@ class _Session:
         self.parser = FrameParser()
         self.subscriptions = {}
         self.last_request = now         # a complete, intact request frame (or the connection) last came then
-        self.partial_since = None       # the unfinished frame in the parser started then
         self.announced = False          # the client sent 0x07: close after the reply, no fast stop
 
 
@@ -397,17 +396,12 @@ class WsgDevice:
             raise RuntimeError('WSG device: bytes received with no client connected')
         now = self._clock()
         out = self._advance(now)
-        items = session.parser.feed(data)
-        for item in items:
+        for item in session.parser.feed(data, now):
             if self._session is not session or session.announced:
                 break  # nothing after the disconnect announcement is served
             if not isinstance(item, CorruptFrame):
                 session.last_request = now
             out += self._handle(session, item)
-        if not session.parser.pending_bytes:
-            session.partial_since = None
-        elif items or session.partial_since is None:
-            session.partial_since = now  # a frame started in these bytes: its time runs from here, not per byte
         return out
 
     def silent_for(self):
@@ -422,8 +416,7 @@ class WsgDevice:
         session = self._session
         if session is None:
             return out
-        if session.partial_since is not None and now - session.partial_since > self.config.device.partial_frame_timeout:
-            session.partial_since = None
+        if session.parser.partial_expired(now, self.config.device.partial_frame_timeout):
             dropped = session.parser.discard_partial()
             _LOG.warning('WSG simulator: dropped %d bytes of a frame that never completed', dropped)
         for command, sub in list(session.subscriptions.items()):
@@ -448,8 +441,8 @@ class WsgDevice:
         session = self._session
         if session is not None:
             deadlines += [sub.due for sub in session.subscriptions.values()]
-            if session.partial_since is not None:
-                deadlines.append(session.partial_since + self.config.device.partial_frame_timeout)
+            if session.parser.partial_since is not None:
+                deadlines.append(session.parser.partial_since + self.config.device.partial_frame_timeout)
         return min(deadlines) if deadlines else None
 
     # ------------------------------------------------------------------ requests
