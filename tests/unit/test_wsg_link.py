@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from plas_ros.hardware.wsg import MAX_PAYLOAD, Command, SystemFlag, WsgClient, encode_frame
+from plas_ros.hardware.wsg import MAX_PAYLOAD, Command, FrameError, SystemFlag, WsgClient, encode_frame
 from plas_ros.hardware.wsg.protocol import FrameParser, unpack_status
 from plas_ros.sim.wsg import TWIN, StaticPart, WsgSimulator
 from tests.helpers.common import wait_for
@@ -216,3 +216,8 @@ def test_the_client_skips_a_reply_whose_length_field_is_beyond_any_wsg_message(c
     sim.inject_bytes(b'\xaa\xaa\xaa' + struct.pack('<BH', Command.LOOP, length))
     assert client.loop(b'ok') == b'ok'
     assert client.stats()['garbage_bytes'] >= 6
+
+
+def test_an_encoder_refuses_a_payload_its_length_field_cannot_carry():
+    with pytest.raises(FrameError, match='does not fit the u16 length field'):
+        encode_frame(Command.LOOP, bytes(0x10000))
