@@ -197,11 +197,11 @@ class WsgSimulator:
     # ------------------------------------------------------------------ bounds on what a client may hold
 
     def _silence_limit(self):
-        """The silence after which the current client is closed now: always with `drop`; with `yield`
-        only while another client waits (the listener is readable); None: never."""
-        if not self.link.idle_timeout or self._conn is None:
+        """The silence after which the current client is closed even alone (`drop`); None otherwise (with
+        `yield`, a client waiting in the backlog makes the listener readable: `_make_way` decides then)."""
+        if self._conn is None or not self.link.idle_timeout or self.link.idle_policy != 'drop':
             return None
-        return self.link.idle_timeout if self.link.idle_policy == 'drop' else None
+        return self.link.idle_timeout
 
     def _link_deadlines(self, now):
         conn = self._conn
@@ -238,7 +238,7 @@ class WsgSimulator:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             listener.bind(self._address)
-            listener.listen(4)
+            listener.listen(LISTEN_BACKLOG)
         except OSError:
             listener.close()
             raise
