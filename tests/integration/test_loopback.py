@@ -15,6 +15,7 @@ from tests.helpers.tree import REPO_ROOT
 pytestmark = pytest.mark.needs('env.sh', 'launch/collect.launch', 'launch/drivers.launch')
 
 USER_ADDRESS_VARIABLES = ('ROS_IP', 'ROS_HOSTNAME', 'ROS_MASTER_URI')
+OUR_ETC = os.path.join(REPO_ROOT, 'tools', 'ros_etc')  # the core with the rospy rosout
 
 
 def _user_env(**variables):
@@ -24,11 +25,15 @@ def _user_env(**variables):
     return env
 
 
-def _ros_ip_after_sourcing(**variables):
-    out = subprocess.run(['bash', '-c', 'source env.sh >/dev/null && printf %s "${ROS_IP-<unset>}"'],
-                         cwd=REPO_ROOT, env=_user_env(**variables), capture_output=True, text=True, timeout=60)
+def _after_sourcing(**variables):
+    """(ROS_IP, ROS_ETC_DIR) once env.sh is sourced with the user's `variables` (and the ROS_ETC_DIR of a shell that
+    sourced env.sh on loopback before: ROS's setup script resets it)."""
+    out = subprocess.run(['bash', '-c', 'source env.sh >/dev/null && printf "%s\n%s" "${ROS_IP-<unset>}" '
+                          '"${ROS_ETC_DIR-<unset>}"'],
+                         cwd=REPO_ROOT, env=_user_env(ROS_ETC_DIR=OUR_ETC, **variables), capture_output=True,
+                         text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    return out.stdout
+    return tuple(out.stdout.split('\n'))
 
 
 @pytest.mark.parametrize('variables, expected', [
@@ -41,14 +46,17 @@ def _ros_ip_after_sourcing(**variables):
     ({'ROS_MASTER_URI': 'http://192.168.1.10:11311'}, '<unset>'),
 ])
 def test_env_sh_defaults_ros_ip_to_loopback_unless_the_user_chose(variables, expected):
-    assert _ros_ip_after_sourcing(**variables) == expected
+    ros_ip, etc_dir = _after_sourcing(**variables)
+    assert ros_ip == expected
+    # the core with the rospy rosout only where the graph stays on loopback
+    assert (etc_dir == OUR_ETC) == (expected == '127.0.0.1'), etc_dir
 
 
 def test_a_collection_listens_on_loopback_only(tmp_path):
-    port = free_port()
+    port, wsg_port, arm_port = free_port(), free_port(), free_port()
     output = str(tmp_path / 'collected.h5')
-    args = ' '.join(['episodes:=1', 'seed:=5', 'output:=%s' % output, 'sim_wsg_port:=%d' % free_port(),
-                     'sim_arm_port:=%d' % free_port(), 'sim_dsa_link:=%s' % (tmp_path / 'dsa')])
+    args = ' '.join(['episodes:=1', 'seed:=5', 'output:=%s' % output, 'sim_wsg_port:=%d' % wsg_port,
+                     'sim_arm_port:=%d' % arm_port, 'sim_dsa_link:=%s' % (tmp_path / 'dsa')])
     env = _user_env(ROS_MASTER_URI='http://localhost:%d' % port, ROS_HOME=str(tmp_path / 'ros_home'))
     env.pop('ROS_LOG_DIR', None)
     command = 'source env.sh && exec roslaunch -p %d plas_ros collect.launch %s' % (port, args)
@@ -68,7 +76,7 @@ def test_a_collection_listens_on_loopback_only(tmp_path):
     # the sampling saw the graph: the master, roslaunch's own server, the twins and the nodes
     for name in ('rosmaster', 'roslaunch', 'rosout', 'sim_world', 'recorder_node', 'env_node', 'wsg_node'):
         assert any(name in p for p in processes), (name, sorted(processes))
-    assert port in {listener.port for listener in seen.values()}
+    assert {port, wsg_port, arm_port} <= {listener.port for listener in seen.values()}  # the master and the twins
     outside = sorted('%s: %s:%d' % key for key, listener in seen.items() if not is_loopback(listener.address))
     print('listening sockets seen: %d, outside loopback: %d' % (len(seen), len(outside)))
     assert not outside, 'listening outside loopback:\n' + '\n'.join(outside)

@@ -221,3 +221,13 @@ def test_the_client_skips_a_reply_whose_length_field_is_beyond_any_wsg_message(c
 def test_an_encoder_refuses_a_payload_its_length_field_cannot_carry():
     with pytest.raises(FrameError, match='does not fit the u16 length field'):
         encode_frame(Command.LOOP, bytes(0x10000))
+
+
+@pytest.mark.parametrize('options, message', [
+    ({'idle_policy': 'sometimes'}, 'idle_policy must be one of yield, drop'),
+    ({'idle_timeout': -1.0}, 'idle_timeout must be >= 0'),
+    ({'max_queued_bytes': 0}, 'max_queued_bytes and send_timeout > 0'),
+])
+def test_bad_link_options_are_refused_naming_them(options, message):
+    with pytest.raises(ValueError, match=message):
+        TWIN.with_link(**options)
