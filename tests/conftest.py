@@ -40,7 +40,7 @@ def ros_master(ros_home):
     port = free_port()
     uri = 'http://127.0.0.1:%d' % port
     os.environ['ROS_MASTER_URI'] = uri
-    os.environ['ROS_IP'] = '127.0.0.1'
+    os.environ['ROS_IP'] = '127.0.0.1'  # always: the private master is on loopback, so is everything it serves
     os.environ.pop('ROS_HOSTNAME', None)
     master = start_master(port, ros_home)
     yield uri

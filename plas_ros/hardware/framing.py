@@ -41,7 +41,10 @@ class PreambleScanner:
 
     Subclasses check a candidate's CRC in `_next_item` and decide what to drop. A run of more than three AA
     bytes is read as garbage followed by the preamble (no command has the id 0xAA); a preamble split across
-    reads is kept; a length field over `max_payload` means the scanner locked onto garbage.
+    reads is kept; a length field over `max_payload` means the scanner locked onto garbage: it is skipped at
+    once, nothing is allocated or awaited for it, so the buffer never holds more than one largest frame plus
+    the last read. Fed with the time (`feed(data, now)`), it notes when the unfinished frame at its end began
+    (`partial_since`), so that a frame dribbled a byte at a time is timed from its first byte, not its last.
     """
 
     def __init__(self, max_payload, frame_size):
@@ -50,6 +53,7 @@ class PreambleScanner:
         self._buf = bytearray()
         self.frames = 0
         self.garbage_bytes = 0
+        self.partial_since = None          # clock time the unfinished frame at the end began (feed with `now`)
 
     @property
     def pending_bytes(self):
@@ -58,6 +62,8 @@ class PreambleScanner:
     def _skip(self, count):
         self.garbage_bytes += count
         del self._buf[:count]
+        if not self._buf:
+            self.partial_since = None
 
     def _candidate(self):
         """None (needs more bytes), AGAIN (dropped garbage) or (raw, length) of a complete frame at the front."""
@@ -88,16 +94,26 @@ class PreambleScanner:
         self.frames += 1
         return Frame(raw[3], raw[HEADER_SIZE:HEADER_SIZE + length])
 
-    def feed(self, data):
-        """Append bytes; returns the items (frames, and whatever a subclass reports) now complete."""
+    def feed(self, data, now=None):
+        """Append bytes; returns the items (frames, and whatever a subclass reports) now complete. `now` (a
+        clock reading) keeps `partial_since`."""
         self._buf += data
         items = []
         while True:
             item = self._next_item()
             if item is None:
-                return items
+                break
             if item is not AGAIN:
                 items.append(item)
+        if not self._buf:
+            self.partial_since = None
+        elif now is not None and (items or self.partial_since is None):
+            self.partial_since = now  # a frame began in these bytes
+        return items
+
+    def partial_expired(self, now, max_age):
+        """True when an unfinished frame began more than `max_age` s before `now` (then drop it)."""
+        return self.partial_since is not None and now - self.partial_since > max_age
 
     def _next_item(self):
         raise NotImplementedError

@@ -11,6 +11,9 @@ Wire format, one JSON object per line (UTF-8, '\\n'-terminated):
 Methods: ping, hand_pose, wrench, workspace (the world's safety box), move_hand, move_to_start (returns the
 hand pose). A bad line gets an error reply and the connection stays open; the server never dies of a client.
 A motion request is executed once per request line: the client never resends one (a move is not idempotent).
+Bounds (config/sim_arm.yaml rpc): a line longer than max_line_bytes gets an error reply and closes the connection
+(nothing is read past the limit), at most max_clients are served at once, and a connection without a complete
+request for idle_timeout is closed; the client reads a reply line with the same limit and its timeout.
 """
 import json
 import math
@@ -18,9 +21,11 @@ import select
 import socket
 import socketserver
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 
+from plas_ros.config import load_section
 from plas_ros.hardware.arm import (
     ROBOT,
     Arm,
@@ -37,6 +42,26 @@ from plas_ros.hardware.arm import (
 PLANE_TOLERANCE_M = 1e-3    # a hand target whose tip leaves the sliding plane by more is refused
 TURN_TOLERANCE_DEG = 0.05   # ... and one that turns the gripper other than about its pitch axis
 MOTIONS = ('move_hand', 'move_to_start')  # never resent
+
+
+@dataclass(frozen=True)
+class RpcLimits:
+    bind_host: str
+    max_line_bytes: int
+    max_clients: int
+    idle_timeout: float
+
+
+RPC = load_section(RpcLimits, 'sim_arm.yaml', 'rpc')
+
+
+def read_line(stream, limit, what):
+    """One '\n'-terminated line of at most `limit` bytes from a binary stream; b'' at the end of the stream;
+    ValueError (naming `what`) for a longer one, of which no more than limit + 1 bytes were read."""
+    line = stream.readline(limit + 1)
+    if len(line) > limit:
+        raise ValueError('%s line longer than %d bytes' % (what, limit))
+    return line
 
 
 class ClothArm(Arm):
@@ -156,6 +181,7 @@ def handle_line(arm, line):
 
 class _Handler(socketserver.StreamRequestHandler):
     def setup(self):
+        self.timeout = self.server.limits.idle_timeout or None  # applied to the socket by super().setup()
         super().setup()
         with self.server.connections_lock:
             self.server.connections.add(self.request)
@@ -166,15 +192,30 @@ class _Handler(socketserver.StreamRequestHandler):
         super().finish()
 
     def handle(self):
-        for raw in self.rfile:
-            line = raw.decode('utf-8', 'replace').strip()
-            if not line:
-                continue
-            reply = handle_line(self.server.arm, line)
+        limits = self.server.limits
+        if len(self.server.connections) > limits.max_clients:
+            self._reply({'id': None, 'error': 'busy: %d clients are connected already' % limits.max_clients})
+            return
+        while True:
             try:
-                self.wfile.write((json.dumps(reply) + '\n').encode('utf-8'))
-            except OSError:
+                raw = read_line(self.rfile, limits.max_line_bytes, 'request')
+            except socket.timeout:
+                return  # silent for idle_timeout: the connection is closed
+            except ValueError as exc:
+                self._reply({'id': None, 'error': '%s; closing the connection' % exc})
                 return
+            if not raw:
+                return
+            line = raw.decode('utf-8', 'replace').strip()
+            if line and not self._reply(handle_line(self.server.arm, line)):
+                return
+
+    def _reply(self, reply):
+        try:
+            self.wfile.write((json.dumps(reply) + '\n').encode('utf-8'))
+        except OSError:
+            return False
+        return True
 
 
 class _Server(socketserver.ThreadingTCPServer):
@@ -183,16 +224,19 @@ class _Server(socketserver.ThreadingTCPServer):
 
 
 class SimArmServer:
-    """Serves an Arm (normally ClothArm) on 127.0.0.1:<port> until stop()."""
+    """Serves an Arm (normally ClothArm) on <bind_host>:<port> (config/sim_arm.yaml rpc) until stop()."""
 
-    def __init__(self, arm):
+    def __init__(self, arm, limits=RPC):
         self.arm = arm
+        self.limits = limits
         self._server = None
         self._thread = None
 
-    def start(self, host='127.0.0.1', port=0):
+    def start(self, host=None, port=0):
+        host = self.limits.bind_host if host is None else host
         self._server = _Server((host, port), _Handler)
         self._server.arm = self.arm
+        self._server.limits = self.limits
         self._server.connections = set()
         self._server.connections_lock = threading.Lock()
         self._thread = threading.Thread(target=self._server.serve_forever, name='sim-arm-rpc', daemon=True)
@@ -259,7 +303,7 @@ class SimArmClient(TipArm):
 
     def _exchange(self, request):
         self._sock.sendall((json.dumps(request) + '\n').encode('utf-8'))
-        line = self._reader.readline()
+        line = read_line(self._reader, RPC.max_line_bytes, 'reply')
         if not line:
             raise ConnectionError('connection closed by the simulated arm')
         return json.loads(line.decode('utf-8'))

@@ -1,9 +1,10 @@
 """The simulated world: one process hosting the cloth simulator and the three simulated devices.
 
-- the WSG gripper server on 127.0.0.1:<wsg_port> (its fingers drive the cloth simulator's width; its cloth
-  finger serves the cloth's tactile reading through the finger commands),
+- the WSG gripper server on <bind_host>:<wsg_port> (config/wsg_twin.yaml link: loopback) (its fingers drive the
+  cloth simulator's width; its cloth finger serves the cloth's tactile reading through the finger commands),
 - the DSA tactile controller on a pseudo-terminal, linked at <dsa_link> (its frames come from the cloth),
-- the arm as line-delimited JSON RPC on 127.0.0.1:<arm_port> (moves the cloth simulator's tip).
+- the arm as line-delimited JSON RPC on <bind_host>:<arm_port> (config/sim_arm.yaml rpc: loopback) (moves the
+  cloth simulator's tip).
 
 All three share one ClothSim under one lock. The driver nodes connect to them exactly as they would to
 the real devices.
@@ -64,12 +65,12 @@ class SimWorld:
         from plas_ros.sim.wsg import WsgSimulator
         try:
             self.arm_server = SimArmServer(self.arm)
-            self.arm_port = self.arm_server.start('127.0.0.1', arm_port)
+            self.arm_port = self.arm_server.start(port=arm_port)
             # The gripper owns the finger width: start it where the cloth model starts (around the edge).
             # finger 1 or 2 (config/wsg_twin.yaml) serves the same reading through the finger commands.
             self.wsg = WsgSimulator(fingers=self.fingers, initial_width=self.cloth.config.start_width_mm,
                                     frame_source=self.tactile_frame)
-            self.wsg_port = self.wsg.start('127.0.0.1', wsg_port)
+            self.wsg_port = self.wsg.start(port=wsg_port)
             self.dsa = DsaSimulator(frame_source=self.tactile_frame)
             self.dsa_path = self.dsa.start(link=dsa_link)
         except Exception:
@@ -100,8 +101,9 @@ def main(argv=None):
     world = SimWorld(seed=args.seed, config=load_cloth_config(args.config))
     stop_signals = StopSignals()
     wsg_port, arm_port, dsa_path = world.start(args.wsg_port, args.arm_port, args.dsa_link)
-    print('sim world up: wsg 127.0.0.1:%d, arm 127.0.0.1:%d, dsa %s (link %s), seed %s'
-          % (wsg_port, arm_port, dsa_path, args.dsa_link, args.seed), flush=True)
+    print('sim world up: wsg %s:%d, arm %s:%d, dsa %s (link %s), seed %s'
+          % (world.wsg.link.bind_host, wsg_port, world.arm_server.limits.bind_host, arm_port, dsa_path, args.dsa_link,
+             args.seed), flush=True)
     try:
         stop_signals.wait()
     finally:

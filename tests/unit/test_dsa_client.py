@@ -4,6 +4,7 @@ behaviours (doc/dsa.md): either loop reply form, 18- or 19-byte controller info,
 configured one taken out of each frame, clear errors for a matrix count or size that does not fit, a long boot."""
 import os
 import re
+import struct
 import time
 
 import numpy as np
@@ -276,3 +277,19 @@ def test_a_wait_for_a_booting_controller_can_be_aborted(make_client):
     finally:
         os.close(master)
         os.close(slave)
+
+
+@pytest.mark.parametrize('length', [dsa.MAX_PAYLOAD + 1, 0xFFFF])
+def test_the_client_skips_a_frame_whose_length_is_beyond_any_frame(tmp_path, length):
+    link = str(tmp_path / 'dsa')
+    sim = DsaSimulator(boot_seconds=0.5)
+    sim.start(link=link)
+    client = DsaClient(link, frame_rate=100, boot_timeout=5.0)
+    try:
+        read_frames(client, 2)
+        sim.inject_bytes(dsa.PREAMBLE + struct.pack('<BH', dsa.Command.DATA_FRAME, length))
+        read_frames(client, 5)  # frames keep coming: the client neither waited for nor kept `length` bytes
+        assert client.stats()['garbage_bytes'] >= 6
+    finally:
+        client.close()
+        sim.stop()

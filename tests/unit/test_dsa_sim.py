@@ -12,6 +12,7 @@ from plas_ros.hardware.crc import crc16
 from plas_ros.hardware.dsa import protocol as dsa
 from plas_ros.sim.dsa.device import TERMINAL_QUERY, TWIN, pattern_frame
 from plas_ros.sim.dsa.pty import DsaSimulator
+from tests.helpers.common import wait_for
 from tests.helpers.dsa import RawPort, hand_frame
 
 
@@ -189,3 +190,34 @@ def test_the_twin_does_not_load_the_driver():
             'print(sorted(m for m in sys.modules if m.startswith("plas_ros.hardware.dsa") or m == "serial"))')
     out = subprocess.run([sys.executable, '-c', code], check=True, capture_output=True, text=True).stdout
     assert out.strip() == "['plas_ros.hardware.dsa', 'plas_ros.hardware.dsa.protocol']"
+
+
+# ------------------------------------------------------------------ bounds (doc/bounds.md)
+
+OVERSIZE = [dsa.MAX_PAYLOAD + 1, 0xFFFF]
+
+
+def header(command, length):
+    return dsa.PREAMBLE + struct.pack('<BH', command, length)
+
+
+@pytest.mark.parametrize('length', OVERSIZE)
+def test_the_twin_skips_a_request_whose_length_is_beyond_any_frame(sim_port, length):
+    sim, port = sim_port
+    port.send(header(dsa.Command.LOOP, length))
+    assert port.request(dsa.Command.LOOP, b'next').endswith(b'next')  # answered at once, nothing awaited
+    assert sim.device.counts['garbage_bytes'] >= 6
+
+
+def test_a_request_dribbled_a_byte_at_a_time_is_dropped_and_the_next_answered(sim_port):
+    sim, port = sim_port
+    frame = dsa.encode_frame(dsa.Command.LOOP, b'x' * 64)
+    deadline = time.monotonic() + 3 * TWIN.partial_frame_timeout
+    sent = 0
+    while time.monotonic() < deadline:  # each byte in time, the frame never complete
+        port.send(frame[sent:sent + 1])
+        sent += 1
+        time.sleep(0.05)
+    assert sent < len(frame)
+    wait_for(lambda: sim.device.counts['truncated_requests'] >= 1, 5.0, what='the dribbled request dropped')
+    assert port.request(dsa.Command.LOOP, b'next').endswith(b'next')

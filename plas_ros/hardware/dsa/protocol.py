@@ -156,6 +156,7 @@ class FrameParser(PreambleScanner):
             self.truncated += 1
             del self._buf[:]
         self._skip(len(self._buf))
+        self.partial_since = None
 
     def _next_item(self):
         candidate = self._candidate()

@@ -49,6 +49,7 @@ ROBOT = section('robot.yaml', 'wsg')  # the driver's settings: their defaults he
 DEFAULT_PORT = ROBOT['port']
 ANNOUNCE_LINGER = 1.0   # s at most to wait, after the disconnect announcement, for the gripper to close
 REJECT_LOG_EVERY = 5.0  # s between two log lines on rejected values
+WAITER_SLOTS = 4        # replies kept for one outstanding request (a motion gets two: 26, then its final status)
 
 _LOG = logging.getLogger('plas_ros.wsg')
 
@@ -72,10 +73,19 @@ class WsgCounters:
 
 
 class _Waiter:
-    """The replies to one outstanding request (a motion command gets two)."""
+    """The replies to one outstanding request (a motion command gets two): at most WAITER_SLOTS are kept, so a
+    gripper repeating a reply cannot fill memory while the request waits."""
 
     def __init__(self):
-        self.replies = queue.Queue()
+        self.replies = queue.Queue(maxsize=WAITER_SLOTS)
+
+    def offer(self, reply):
+        """Keep a reply for the request; False when its slots are full (the reply is dropped)."""
+        try:
+            self.replies.put_nowait(reply)
+        except queue.Full:
+            return False
+        return True
 
 
 _LINK_DOWN = object()
@@ -297,7 +307,7 @@ class WsgClient:
             self._drop_reason = reason
             self.counters.disconnects += 1
             for waiter in self._waiters.values():
-                waiter.replies.put(_LINK_DOWN)
+                waiter.offer(_LINK_DOWN)  # full: it has replies to read first, then its timeout ends the wait
             self._changed.notify_all()
         if announce and self._announce(sock):
             self.counters.announced_disconnects += 1
@@ -338,9 +348,9 @@ class WsgClient:
         with self._changed:
             handled = self._update_value(item.command, status, body, received)
             waiter = self._waiters.get(item.command)
-            if waiter is not None:
-                waiter.replies.put((status, body))
-            elif not handled:
+            if waiter is not None and waiter.offer((status, body)):
+                return
+            if not handled:
                 self.counters.unexpected_frames += 1
 
     def _update_value(self, command, status, body, received):

@@ -236,6 +236,7 @@ class FrameParser(PreambleScanner):
         if dropped:
             self.truncated_frames += 1
             del self._buf[:]
+        self.partial_since = None
         return dropped
 
     def _next_item(self):

@@ -36,6 +36,7 @@ class DsaTwinConfig:
     sw_version: int
     seed: int
     reopen_delay: float          # the command line's SIGUSR1 (cli)
+    partial_frame_timeout: float # s a started request frame may wait for its remaining bytes
 
 
 TWIN = load_section(DsaTwinConfig, 'sim_dsa.yaml', 'dsa')
@@ -98,7 +99,8 @@ class DsaDevice:
     def __init__(self, frame_source=None, rows=dsa.ROWS, cols=dsa.COLS, matrices=TWIN.matrices,
                  contact_matrix=TWIN.contact_matrix, shapes=None, boot_seconds=TWIN.boot_seconds, boot_garbage=False,
                  loop_reply=TWIN.loop_reply, controller_info_size=TWIN.controller_info_size, seed=TWIN.seed,
-                 serial_number=TWIN.serial_number, sw_version=TWIN.sw_version, clock=time.monotonic):
+                 serial_number=TWIN.serial_number, sw_version=TWIN.sw_version,
+                 partial_frame_timeout=TWIN.partial_frame_timeout, clock=time.monotonic):
         self.shapes = [(int(r), int(c)) for r, c in shapes] if shapes is not None else [(int(rows), int(cols))] * int(
             matrices)
         if len(self.shapes) > dsa.MAX_MATRICES or any(r < 1 or c < 1 for r, c in self.shapes):
@@ -121,9 +123,10 @@ class DsaDevice:
         self.controller_info_size = int(controller_info_size)
         self.serial_number = int(serial_number)
         self.sw_version = int(sw_version)
+        self.partial_frame_timeout = float(partial_frame_timeout)
         self.clock = clock
         self.counts = {'frames_sent': 0, 'crc_errors': 0, 'garbage_bytes': 0, 'unknown_commands': 0,
-                       'requests': 0, 'source_errors': 0}
+                       'requests': 0, 'source_errors': 0, 'truncated_requests': 0}
         self._rng = random.Random(seed)
         self._idle_rng = np.random.default_rng(seed)
         self._faults = []
@@ -172,7 +175,7 @@ class DsaDevice:
         """The host's bytes -> the reply frames (a list of bytes); garbage and bad checksums are counted."""
         parser = self._parser
         before = parser.crc_errors + parser.truncated
-        frames = parser.feed(data)
+        frames = parser.feed(data, self.clock())
         self.counts['crc_errors'] += parser.crc_errors + parser.truncated - before
         self.counts['garbage_bytes'] = parser.garbage_bytes
         if self.booting:
@@ -189,8 +192,12 @@ class DsaDevice:
 
     def poll(self):
         """What the controller sends by itself now (a list of bytes): boot garbage and the terminal query while
-        it boots, then a data frame whenever one is due."""
+        it boots, then a data frame whenever one is due. A request frame begun more than partial_frame_timeout s ago
+        and still unfinished (a host that died mid-frame, or dribbles) is dropped."""
         now = self.clock()
+        if self._parser.partial_expired(now, self.partial_frame_timeout):
+            self._parser.reset()
+            self.counts['truncated_requests'] += 1
         if self.booting:
             out = []
             while self._queries and self._queries[0] <= now:

@@ -65,6 +65,12 @@ class DsaSimulator:
         with self._lock:
             self.device.inject_truncated_frame()
 
+    def inject_bytes(self, data):
+        """Fault hook: raw bytes (garbage, a crafted header) onto the line, between two frames."""
+        with self._lock:
+            if self._master is not None:
+                self._write(bytes(data))
+
     # ------------------------------------------------------------------ lifecycle
 
     def start(self, link=None, boot_garbage=False):

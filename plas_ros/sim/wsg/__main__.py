@@ -16,7 +16,7 @@ from plas_ros.sim.wsg.server import WsgSimulator
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog='python -m plas_ros.sim.wsg', description=__doc__.split('\n\n')[0])
-    parser.add_argument('--host', default='127.0.0.1', help='address to listen on')
+    parser.add_argument('--host', default=None, help='address to listen on (default: the config link.bind_host)')
     parser.add_argument('--port', type=int, default=0, help='TCP port (0: any free port, printed at start)')
     parser.add_argument('--part-width', type=float, default=None,
                         help='width (mm) of a part between the fingers for grasps (default: no part)')
@@ -38,7 +38,8 @@ def main(argv=None):
     simulator = WsgSimulator(fingers=StaticPart(args.part_width), config=config)
     stop_signals = StopSignals()
     port = simulator.start(args.host, args.port)
-    print('WSG simulator listening on %s:%d (%s)' % (args.host, port, describe(config)), flush=True)
+    host = config.link.bind_host if args.host is None else args.host
+    print('WSG simulator listening on %s:%d (%s)' % (host, port, describe(config)), flush=True)
     try:
         stop_signals.wait()
     finally:

@@ -74,6 +74,26 @@ class DeviceValues:
     partial_frame_timeout: float
 
 
+IDLE_POLICIES = ('yield', 'drop')
+
+
+@dataclass(frozen=True)
+class LinkOptions:
+    """The TCP side: where the twin listens and how long a silent or a non-reading client may hold it."""
+    bind_host: str
+    idle_timeout: float
+    idle_policy: str
+    max_queued_bytes: int
+    send_timeout: float
+
+    def __post_init__(self):
+        if self.idle_policy not in IDLE_POLICIES:
+            raise ValueError('idle_policy must be one of %s, got %r' % (', '.join(IDLE_POLICIES), self.idle_policy))
+        if not (self.idle_timeout >= 0 and self.max_queued_bytes > 0 and self.send_timeout > 0):
+            raise ValueError('idle_timeout must be >= 0, max_queued_bytes and send_timeout > 0, got %r, %r, %r'
+                             % (self.idle_timeout, self.max_queued_bytes, self.send_timeout))
+
+
 @dataclass(frozen=True)
 class BehaviourOptions:
     referenced_at_power_up: bool
@@ -114,6 +134,7 @@ class FingersOptions:
 @dataclass(frozen=True)
 class TwinConfig:
     device: DeviceValues
+    link: LinkOptions
     behaviour: BehaviourOptions
     fingers: FingersOptions
 
@@ -131,6 +152,10 @@ class TwinConfig:
     def with_options(self, **options):
         """A copy with behaviour options changed, e.g. with_options(referenced_at_power_up=True)."""
         return dataclasses.replace(self, behaviour=dataclasses.replace(self.behaviour, **options))
+
+    def with_link(self, **options):
+        """A copy with link options changed, e.g. with_link(idle_timeout=0.5, idle_policy='drop')."""
+        return dataclasses.replace(self, link=dataclasses.replace(self.link, **options))
 
     def with_finger(self, number, **options):
         """A copy with finger `number`'s options changed, e.g. with_finger(2, data='error')."""
@@ -215,7 +240,7 @@ class _Session:
         self.number = number
         self.parser = FrameParser()
         self.subscriptions = {}
-        self.last_rx = now
+        self.last_request = now         # a complete, intact request frame (or the connection) last came then
         self.announced = False          # the client sent 0x07: close after the reply, no fast stop
 
 
@@ -371,12 +396,18 @@ class WsgDevice:
             raise RuntimeError('WSG device: bytes received with no client connected')
         now = self._clock()
         out = self._advance(now)
-        session.last_rx = now
-        for item in session.parser.feed(data):
+        for item in session.parser.feed(data, now):
             if self._session is not session or session.announced:
                 break  # nothing after the disconnect announcement is served
+            if not isinstance(item, CorruptFrame):
+                session.last_request = now
             out += self._handle(session, item)
         return out
+
+    def silent_for(self):
+        """Seconds since the client's last complete, intact request (or its connection); None with no client."""
+        session = self._session
+        return None if session is None else self._clock() - session.last_request
 
     def poll(self):
         """Advance to the clock's time -> the frames that became due (motion replies, auto-updates)."""
@@ -385,7 +416,7 @@ class WsgDevice:
         session = self._session
         if session is None:
             return out
-        if session.parser.pending_bytes and now - session.last_rx > self.config.device.partial_frame_timeout:
+        if session.parser.partial_expired(now, self.config.device.partial_frame_timeout):
             dropped = session.parser.discard_partial()
             _LOG.warning('WSG simulator: dropped %d bytes of a frame that never completed', dropped)
         for command, sub in list(session.subscriptions.items()):
@@ -410,8 +441,8 @@ class WsgDevice:
         session = self._session
         if session is not None:
             deadlines += [sub.due for sub in session.subscriptions.values()]
-            if session.parser.pending_bytes:
-                deadlines.append(session.last_rx + self.config.device.partial_frame_timeout)
+            if session.parser.partial_since is not None:
+                deadlines.append(session.parser.partial_since + self.config.device.partial_frame_timeout)
         return min(deadlines) if deadlines else None
 
     # ------------------------------------------------------------------ requests
