@@ -328,10 +328,7 @@ def _convert(kind, value, source, key):
     # List[int]: layer sizes
     if not isinstance(value, (list, tuple)) or not value:
         raise ConfigError(source, key, 'must be a non-empty list of layer sizes, got %r' % (value,))
-    sizes = [_number(source, key, v, int) for v in value]
-    if any(s < 1 for s in sizes):
-        raise ConfigError(source, key, 'must list positive layer sizes, got %r' % (value,))
-    return sizes
+    return [_number(source, key, v, int) for v in value]  # their range: config/train.yaml ranges
 
 
 def _number(source, key, value, kind):
