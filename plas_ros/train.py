@@ -219,7 +219,6 @@ def main(argv=None):
         if evaluator is not None:
             evaluator.close()
     print(summary_line(summary), flush=True)
-    print('run record: %s' % record.path, flush=True)
     return 0
 
 
