@@ -118,7 +118,8 @@ def cvae_from(directory, cfg, dataset, seeds):
     """(the stacked CVAE state for `seeds`, its record for run.json) from the checkpoint DIR (one CVAE for
     every seed) or the multi-seed run DIR (DIR/seed_<n> for seed n)."""
     if cfg.algo not in CVAE_ALGOS:
-        raise ValueError('--vae-from: %s trains no separate CVAE (only %s take one)' % (cfg.algo, ', '.join(CVAE_ALGOS)))
+        raise ValueError('--vae-from: %s trains no separate CVAE (only %s take one)'
+                         % (cfg.algo, ', '.join(CVAE_ALGOS)))
     single = os.path.isfile(os.path.join(directory, 'config.yaml'))
     folders = [directory] * len(seeds) if single else [os.path.join(directory, 'seed_%d' % s) for s in seeds]
     states, sources = [], []
