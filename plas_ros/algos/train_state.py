@@ -36,8 +36,8 @@ from plas_ros.algos.config import TrainConfig
 FORMAT = 'plas_ros-train-state'
 VERSION = 1
 STATE_FILE = 'train_state.pt'
-# Attributes every nn.Module has: torch's own bookkeeping, never training state.
-_MODULE_INTERNALS = frozenset(nn.Module().__dict__) - {'training'}
+# Attributes every nn.Module (and ParameterList) has: torch's own bookkeeping, never training state.
+_MODULE_INTERNALS = (frozenset(nn.Module().__dict__) | frozenset(nn.ParameterList().__dict__)) - {'training'}
 
 
 class TrainStateError(ValueError):
