@@ -293,7 +293,16 @@ class Trainer:
         return path
 
     def _restore(self, state: Dict):
-        self._check_resumable(state)
+        try:
+            self._check_resumable(state)
+            self._load(state)
+        except TrainStateError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:  # a damaged entry
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise TrainStateError('the training state does not fit this run or is damaged: %s' % reason) from None
+
+    def _load(self, state: Dict):
         self.phase, self.step, self.cvae_given = state['phase'], int(state['step']), bool(state['cvae_given'])
         if self.cfg.needs_cvae and self.phase != 'vae':
             self.algorithm.freeze_cvae()  # the state was saved after phase 1: no CVAE optimiser any more
