@@ -15,11 +15,11 @@ from typing import Dict, List, Optional, Sequence
 
 import plas_ros
 from plas_ros.algos.checkpoint import atomic_write
+from plas_ros.config import lookup
 
 RUN_FILE = 'run.json'
 FORMAT = 'plas_ros-run'
 VERSION = 1
-_GIT_TIMEOUT_S = 10.0
 _CHUNK = 1 << 20
 
 
@@ -50,7 +50,8 @@ def git_state(folder: Optional[str] = None) -> Dict:
 
 
 def _git(folder, *args) -> str:
-    done = subprocess.run(['git', '-C', folder] + list(args), capture_output=True, text=True, timeout=_GIT_TIMEOUT_S)
+    timeout = float(lookup('train.yaml', 'run.git_timeout_s'))
+    done = subprocess.run(['git', '-C', folder] + list(args), capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise subprocess.SubprocessError(done.stderr.strip() or "git %s failed" % args[0])
     return done.stdout.strip()
