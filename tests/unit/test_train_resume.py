@@ -136,7 +136,7 @@ def dataset(tmp_path_factory):
 @pytest.mark.parametrize('algo, extra, kills', [
     ('plas', CRITIC + CVAE + ['--vae-steps', '300', '--steps', '450', '--eval-env', 'test_train_cli:make_step_env',
                               '--eval-every', '100', '--eval-episodes', '1'], ('vae', 'policy')),
-    ('td3', CRITIC + ['--steps', '450'], ('policy',)),
+    ('td3', CRITIC + ['--steps', '600'], ('policy',)),
     ('bcq', CRITIC + CVAE + ['--steps', '450', '--seeds', '0,1', '--set', 'act_samples=4',
                              '--set', 'target_samples=2'], ('policy',)),
 ])
