@@ -114,6 +114,13 @@ class Algorithm(nn.Module):
                 states[name][key] = tensor.detach().clone().contiguous()
         return states
 
+    @staticmethod
+    def stack_seed_states(states: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
+        """The inverse of `seed_state` for one module: one-seed state dicts -> the state dict of a module that
+        stacks those seeds (stacked tensors concatenated in seed order, the others taken from the first)."""
+        return {key: torch.cat([s[key] for s in states]) if _STACKED.search(key) else tensor
+                for key, tensor in states[0].items()}
+
     def load_seed_state(self, states: Dict[str, Dict[str, torch.Tensor]]):
         """Load a one-seed checkpoint into an algorithm built with one seed (strict: every key, every shape)."""
         missing = sorted(set(self.saved_modules) - set(states))

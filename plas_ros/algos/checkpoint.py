@@ -5,6 +5,8 @@ DIR/model.pt      a dict of plain containers, strings, numbers and tensors only:
 DIR/config.yaml   the resolved configuration: algo, seed, dims, action bounds, `train` (the fields of the
                   algorithm's configuration, exactly those: what it ran with), the datasets, the progress.
 Version 2: `train` holds the algorithm's own fields; version 1 held every algorithm's (plas_ros.policy reads both).
+The tensors are saved on the CPU whatever device trained them, so a checkpoint loads on any machine. The full
+training state (optimisers, generators, ...) for resuming is a separate file: plas_ros.algos.train_state.
 """
 import os
 
@@ -33,16 +35,29 @@ def save_checkpoint(directory, algorithm, seed_index=0, datasets=(), progress=No
     """Write seed number `seed_index` of `algorithm` to `directory` (created); files are replaced atomically."""
     os.makedirs(directory, exist_ok=True)
     seed = algorithm.seeds[seed_index]
-    model = {'format': FORMAT, 'version': VERSION, 'modules': algorithm.seed_state(seed_index)}
+    modules = {name: {key: tensor.cpu() for key, tensor in state.items()}
+               for name, state in algorithm.seed_state(seed_index).items()}
+    model = {'format': FORMAT, 'version': VERSION, 'modules': modules}
     config = checkpoint_config(algorithm, seed, datasets, progress)
-    model_path = os.path.join(directory, MODEL_FILE)
-    torch.save(model, model_path + '.tmp')
-    os.replace(model_path + '.tmp', model_path)
-    config_path = os.path.join(directory, CONFIG_FILE)
-    with open(config_path + '.tmp', 'w') as f:
-        yaml.safe_dump(_plain(config), f, sort_keys=False)
-    os.replace(config_path + '.tmp', config_path)
+    atomic_write(os.path.join(directory, MODEL_FILE), lambda f: torch.save(model, f), binary=True)
+    atomic_write(os.path.join(directory, CONFIG_FILE), lambda f: yaml.safe_dump(_plain(config), f, sort_keys=False))
     return directory
+
+
+def atomic_write(path, write, binary=False):
+    """`write(file)` into PATH.tmp, flushed to disk, then renamed over PATH: a reader (or a run killed at any
+    moment) sees the old file or the new one, never a part of one."""
+    temporary = path + '.tmp'
+    with open(temporary, 'wb' if binary else 'w') as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
+    directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a power cut
+    finally:
+        os.close(directory)
 
 
 def _plain(value):

@@ -17,16 +17,19 @@ or out of range. The resolved configuration (`TrainConfig.to_dict()`, written in
 config.yaml) holds exactly the fields of the algorithm that ran.
 """
 import dataclasses
+import math
 import os
+import re
 import typing
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from plas_ros.config import ConfigError, config_path, load_yaml
 
 DEFAULTS_FILE = 'train.yaml'
-# Sections of config/train.yaml besides one per algorithm: the shared defaults, the train_offline node's parameters.
-OTHER_SECTIONS = ('defaults', 'node', 'evaluation')  # evaluation: plas_ros.env.evaluation's
+# Sections of config/train.yaml besides one per algorithm: the shared defaults, the train_offline node's parameters;
+# evaluation: plas_ros.env.evaluation's; run: the CLI's options (device, save_every); ranges: every setting's.
+OTHER_SECTIONS = ('defaults', 'node', 'evaluation', 'run', 'ranges')
 
 
 @dataclass
@@ -120,18 +123,39 @@ ALGOS = tuple(CONFIGS)
 CVAE_ALGOS = ('plas', 'plas_p')
 KERNELS = ('laplacian', 'gaussian')
 
-# Range checks: field -> (lowest allowed, highest allowed or None, strictly above the lowest?).
-_RANGES = {
-    'batch_size': (1, None, False), 'log_every': (1, None, False), 'policy_delay': (1, None, False),
-    'target_samples': (1, None, False), 'act_samples': (1, None, False), 'mmd_samples': (1, None, False),
-    'steps': (0, None, False), 'vae_steps': (0, None, False), 'eval_every': (0, None, False),
-    'eval_episodes': (0, None, False), 'threads': (0, None, False), 'warmstart_steps': (0, None, False),
-    'lmbda': (0.0, 1.0, False), 'tau': (0.0, 1.0, False), 'gamma': (0.0, 1.0, False),
-    'phi': (0.0, None, False), 'policy_noise': (0.0, None, False), 'noise_clip': (0.0, None, False),
-    'max_latent_action': (0.0, None, True), 'mmd_sigma': (0.0, None, True), 'vae_kl_weight': (0.0, None, False),
-    'actor_lr': (0.0, None, True), 'critic_lr': (0.0, None, True), 'vae_lr': (0.0, None, True),
-    'alpha_lr': (0.0, None, True),
-}
+# The allowed values of each setting: config/train.yaml `ranges`, intervals such as '(0, 1]' or '[1, inf)'.
+_INTERVAL = re.compile(r'^\s*([\[(])\s*([-+0-9.eE]+|-inf)\s*,\s*([-+0-9.eE]+|inf)\s*([\])])\s*$')
+
+
+class Interval(NamedTuple):
+    low: float
+    high: float
+    low_open: bool
+    high_open: bool
+    text: str
+
+    def holds(self, value) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def shown(self, kind) -> str:
+        """'[0.0, 1.0]' for a float field, '[1, inf)' for an int one."""
+        def bound(v):
+            return str(v) if math.isinf(v) else str(kind(v))
+        return '%s%s, %s%s' % ('(' if self.low_open else '[', bound(self.low), bound(self.high),
+                               ')' if self.high_open else ']')
+
+
+def parse_interval(text, path, key) -> Interval:
+    match = _INTERVAL.match(str(text))
+    if not match:
+        raise ConfigError(path, key, "must be an interval such as '(0, 1]' or '[1, inf)', got %r" % (text,))
+    opening, low, high, closing = match.groups()
+    interval = Interval(float(low), float(high), opening == '(', closing == ')', str(text))
+    if interval.low > interval.high:
+        raise ConfigError(path, key, 'is an empty interval %r' % (text,))
+    return interval
 
 
 def fields_of(algo: str) -> Tuple[str, ...]:
@@ -189,6 +213,19 @@ def train_yaml() -> Tuple[str, Dict, Dict[str, Dict]]:
     return path, shared, own
 
 
+def ranges() -> Dict[str, Interval]:
+    """config/train.yaml `ranges`: {field: Interval}, checked (each key a field of some algorithm); a list
+    field's interval holds for each of its numbers."""
+    path = config_path(DEFAULTS_FILE)
+    raw = _mapping(load_yaml(path).get('ranges'), path, 'ranges')
+    found = {}
+    for key, text in raw.items():
+        if key not in _all_fields():
+            raise ConfigError(path, _dotted('ranges', key), 'unknown key %r: no algorithm takes it' % key)
+        found[key] = parse_interval(text, path, _dotted('ranges', key))
+    return found
+
+
 def defaults() -> Dict:
     """The shared defaults: config/train.yaml `defaults` (a fresh dict)."""
     return train_yaml()[1]
@@ -214,9 +251,16 @@ def read_preset(path: str) -> Tuple[Dict, Dict[str, Dict]]:
     return flat, sections
 
 
-def load_config(path: Optional[str] = None, **overrides) -> TrainConfig:
+def list_fields(algo: str) -> Tuple[str, ...]:
+    """The fields of `algo` that hold a list (the layer sizes)."""
+    kinds = typing.get_type_hints(CONFIGS[algo])
+    return tuple(name for name in fields_of(algo) if kinds[name] not in (int, float, str))
+
+
+def load_config(path: Optional[str] = None, overrides_label: str = 'overrides', **overrides) -> TrainConfig:
     """The configuration of one run: config/train.yaml, then the preset YAML at `path` (a path as given, never
-    looked up in config/), then the non-None `overrides`, in the order of this module's docstring."""
+    looked up in config/), then the non-None `overrides`, in the order of this module's docstring; errors in
+    an override name `overrides_label` as their source (the CLI: '--set')."""
     train_path, shared, own = train_yaml()
     flat, sections, preset_path = {}, {}, None
     if path is not None:
@@ -225,11 +269,11 @@ def load_config(path: Optional[str] = None, **overrides) -> TrainConfig:
     given = {k: v for k, v in overrides.items() if v is not None}
     algo = given.get('algo', flat.get('algo', shared.get('algo')))
     if algo not in CONFIGS:
-        source = 'overrides' if 'algo' in given else (preset_path if 'algo' in flat else train_path)
+        source = overrides_label if 'algo' in given else (preset_path if 'algo' in flat else train_path)
         raise ConfigError(source, 'algo', 'unknown algorithm %r (known: %s)' % (algo, ', '.join(ALGOS)))
     layers = [(shared, train_path, 'defaults', False), (own[algo], train_path, algo, True),
               (flat, preset_path, '', False), (sections.get(algo, {}), preset_path, algo, True),
-              (given, 'overrides', '', True)]
+              (given, overrides_label, '', True)]
     values, where = {}, {}
     for layer, source, prefix, strict in layers:
         for key, value in layer.items():
@@ -260,11 +304,12 @@ def config_from_dict(values, source='config') -> TrainConfig:
 def build(cls, values, where):
     """cls(**values), each value converted to its field's type and range-checked; errors name where[key]."""
     kinds = typing.get_type_hints(cls)
+    allowed = ranges()
     converted = {}
     for f in dataclasses.fields(cls):
         source, key = where[f.name]
         converted[f.name] = _convert(kinds[f.name], values[f.name], source, key)
-        problem = _range_problem(f.name, converted[f.name])
+        problem = _range_problem(allowed.get(f.name), converted[f.name])
         if problem:
             raise ConfigError(source, key, problem)
     if 'kernel' in converted and converted['kernel'] not in KERNELS:
@@ -283,10 +328,7 @@ def _convert(kind, value, source, key):
     # List[int]: layer sizes
     if not isinstance(value, (list, tuple)) or not value:
         raise ConfigError(source, key, 'must be a non-empty list of layer sizes, got %r' % (value,))
-    sizes = [_number(source, key, v, int) for v in value]
-    if any(s < 1 for s in sizes):
-        raise ConfigError(source, key, 'must list positive layer sizes, got %r' % (value,))
-    return sizes
+    return [_number(source, key, v, int) for v in value]  # their range: config/train.yaml ranges
 
 
 def _number(source, key, value, kind):
@@ -300,11 +342,12 @@ def _number(source, key, value, kind):
     return kind(number)
 
 
-def _range_problem(name, value):
-    if name not in _RANGES:
+def _range_problem(interval: Optional[Interval], value):
+    if interval is None:
         return None
-    low, high, strict = _RANGES[name]
-    if value < low or (strict and value == low) or (high is not None and value > high):
-        return 'must lie in %s%s, %s], got %r' % ('(' if strict else '[', low, high if high is not None else 'inf',
-                                                   value)
-    return None
+    numbers = value if isinstance(value, list) else [value]
+    kind = type(numbers[0])
+    if all(interval.holds(v) for v in numbers):
+        return None
+    what = 'list numbers in' if isinstance(value, list) else 'lie in'
+    return 'must %s %s (config/train.yaml ranges), got %r' % (what, interval.shown(kind), value)

@@ -136,7 +136,8 @@ class StackedNoise:
         self.generators = member_generators(seeds, salt)
 
     def randn(self, per_seed_shape) -> torch.Tensor:
-        return torch.stack([torch.randn(tuple(per_seed_shape), generator=g) for g in self.generators])
+        shape = tuple(per_seed_shape)  # drawn on the generator's device (the trainer's --device)
+        return torch.stack([torch.randn(shape, generator=g, device=g.device) for g in self.generators])
 
 
 class CVAE(nn.Module):

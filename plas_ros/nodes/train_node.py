@@ -10,12 +10,14 @@ import sys
 
 import rospy
 
-from plas_ros.algos.config import defaults
+from plas_ros.algos.config import ALGOS, defaults, fields_of
 from plas_ros.config import ConfigError, config_path, overlay, package_file, section
 from plas_ros.nodes.params import node_params
 
 SIM_EVAL_ENV = 'plas_ros.sim.gym_env:make_env'
 CONFIG_FILE = 'train.yaml'
+# Node parameters that are not passed as `--set KEY=VALUE` although the configuration has such a field.
+OWN_OPTIONS = ('algo', 'steps', 'vae_steps', 'eval_every', 'eval_episodes')
 
 
 def resolve_params(given=None):
@@ -46,6 +48,31 @@ def trainer_argv(params):
         for name, option in (('eval_every', '--eval-every'), ('eval_episodes', '--eval-episodes')):
             if params[name] is not None:
                 argv += [option, str(int(params[name]))]
+    return argv + run_options(params) + settings(params)
+
+
+def run_options(params):
+    """--device, --save-every, --resume (the run in ~out), --vae-from: those given."""
+    argv = []
+    if params['device']:
+        argv += ['--device', str(params['device'])]
+    if params['save_every'] is not None:
+        argv += ['--save-every', str(int(params['save_every']))]
+    if params['resume']:
+        argv += ['--resume', str(params['out'])]
+    if params['vae_from']:
+        argv += ['--vae-from', str(params['vae_from'])]
+    return argv
+
+
+def settings(params):
+    """`--set KEY=VALUE` for each setting of the algorithm given (not null); lists as 400,300."""
+    fields = {name for algo in ALGOS for name in fields_of(algo)} - set(OWN_OPTIONS)
+    argv = []
+    for name in sorted(n for n in params if n in fields and params[n] is not None):
+        value = params[name]
+        text = ','.join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+        argv += ['--set', '%s=%s' % (name, text)]
     return argv
 
 

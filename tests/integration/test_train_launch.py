@@ -30,8 +30,7 @@ def resolved_config(**args):
     from plas_ros.nodes.train_node import resolve_params, trainer_argv
     argv = trainer_argv(resolve_params(launch_params(**args)))
     options = train.build_parser().parse_args(argv)
-    return argv, load_config(options.config, algo=options.algo, steps=options.steps, vae_steps=options.vae_steps,
-                             eval_every=options.eval_every, eval_episodes=options.eval_episodes)
+    return argv, load_config(options.config, algo=options.algo, **train.overrides(options))
 
 
 @pytest.mark.parametrize('args, eval_every, eval_episodes, steps', [
@@ -51,6 +50,23 @@ def test_empty_launch_arguments_are_the_presets_values(args, eval_every, eval_ep
 def test_eval_false_passes_no_evaluation_options():
     argv, cfg = resolved_config(config='config/train_mujoco.yaml', eval='false', algo='bc', seed='3')
     assert '--eval-env' not in argv and cfg.algo == 'bc' and argv[argv.index('--seed') + 1] == '3'
+
+
+def test_launch_arguments_set_the_algorithms_settings_and_the_run_options(tmp_path):
+    argv, cfg = resolved_config(algo='td3', actor_lr='1e-3', critic_hidden='32,16', gamma='0.9', tau='0.01',
+                                batch_size='64', device='cpu', save_every='7', out=str(tmp_path), resume='true')
+    assert (cfg.actor_lr, cfg.critic_hidden, cfg.gamma, cfg.tau, cfg.batch_size) == (1e-3, [32, 16], 0.9, 0.01, 64)
+    assert cfg.critic_lr == 3e-4 and cfg.actor_hidden == [64, 64]  # left empty: the robot preset's
+    for option in (['--set', 'actor_lr=1e-3'], ['--set', 'critic_hidden=32,16'], ['--device', 'cpu'],
+                   ['--save-every', '7'], ['--resume', str(tmp_path)]):
+        assert any(argv[i:i + 2] == option for i in range(len(argv))), (option, argv)
+    argv, _ = resolved_config()
+    assert '--set' not in argv and '--device' not in argv and '--resume' not in argv and '--vae-from' not in argv
+    from plas_ros.config import ConfigError
+    with pytest.raises(ConfigError, match=r'lmbda: must lie in \[0.0, 1.0\]'):
+        resolved_config(lmbda='2')
+    with pytest.raises(ValueError, match="td3 has no setting 'phi'"):
+        resolved_config(algo='td3', phi='0.1')
 
 
 def test_train_offline_launch_trains_with_the_presets_eval_every(roslaunch, tmp_path):

@@ -247,6 +247,8 @@ def test_cli_trains_several_seeds_with_evaluation(tmp_path):
     assert result.returncode == 0, result.stderr
     summary = result.stdout.strip().splitlines()[-1]
     assert summary.startswith('done: plas seeds=0,1') and 'eval return=' in summary and 'policy' in summary
+    assert 'run record: %s' % (out / 'run.json') in result.stdout  # a multi-seed run's record: the top folder
+    assert not (out / 'seed_0' / 'run.json').exists()
     for seed in (0, 1):
         directory = out / ('seed_%d' % seed)
         policy = load_policy(str(directory), obs_dim=2)
