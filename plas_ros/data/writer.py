@@ -159,7 +159,8 @@ class ReplayWriter:
                  min_free_bytes=DEFAULT_MIN_FREE_BYTES, fsync=True, holder='', log=None):
         """`holder` names this writer in its lock (a refused second writer reports it); `log(level, text)`
         hears of failed commits, once per streak of failures (see `try_commit`) and of episodes lost at `close`.
-        `min_free_bytes` 0: no free-space checks (a full disk is still met safely at the write)."""
+        `min_free_bytes` 0: commits do not check the free space first (a full disk is still met safely at the
+        write)."""
         self.obs_dim, self.act_dim = int(fmt.obs_dim), int(fmt.act_dim)
         self.fsync = fsync
         self.min_free_bytes = min_free_bytes

@@ -4,7 +4,10 @@
 
 On start it prints `ready <episodes in the file>` (or, refused, `error: <message>` on stderr and exits 1).
 Each stdin line is a command: `episode` adds the next deterministic episode (tests.helpers.data) and tries a
-commit; `commit` only tries one; `close` closes the writer (final commit, fallback) and exits 0. After each
+commit; `episode-filling` does the same while the disk fills up in the middle of the commit (a Filler in the
+output's folder takes all free space once HDF5 has built half the file's datasets: the moment the old
+writer, HDF5 writing to the disk itself, crashed in); `commit` only tries one; `close` closes the writer
+(final commit, fallback) and exits 0. After each
 command it prints `state committed=<episodes in the file> pending=<episodes waiting> failed=<streak>`.
 Whatever the writer logs goes to stderr as `log <LEVEL> <text>`.
 """
@@ -16,10 +19,13 @@ import subprocess
 import sys
 import threading
 
+import h5py
+
 from plas_ros.data.schema import episode_arrays
 from plas_ros.data.writer import OutputError, ReplayWriter
 from plas_ros.env.layout import DATASET_FORMAT as CLOTH
 from tests.helpers.data import make_steps
+from tests.helpers.disk import Filler
 from tests.helpers.tree import REPO_ROOT
 
 STEPS = 4
@@ -27,6 +33,21 @@ STEPS = 4
 
 def log(level, text):
     print('log %s %s' % (logging.getLevelName(level), text), file=sys.stderr, flush=True)
+
+
+def fill_during_next_commit(folder, after_datasets=8):
+    """The disk fills up once the next commit has created `after_datasets` datasets."""
+    create_dataset = h5py.Group.create_dataset
+    created = [0]
+
+    def create_then_fill(group, *args, **kwargs):
+        dataset = create_dataset(group, *args, **kwargs)
+        created[0] += 1
+        if created[0] == after_datasets:
+            Filler(folder).fill()
+            h5py.Group.create_dataset = create_dataset
+        return dataset
+    h5py.Group.create_dataset = create_then_fill
 
 
 def state(writer):
@@ -50,7 +71,9 @@ def main(argv=None):
     print('ready %d' % writer.episodes, flush=True)
     for line in sys.stdin:
         command = line.strip()
-        if command == 'episode':
+        if command == 'episode-filling':
+            fill_during_next_commit(os.path.dirname(writer.path))
+        if command.startswith('episode'):
             writer.add_episode(episode_arrays(make_steps(writer.episodes, STEPS, 'timeout')))
             writer.try_commit()
         elif command == 'commit':
