@@ -302,7 +302,7 @@ class ReplayWriter:
             committed = self.commit()
         except (OSError, RuntimeError, ValueError) as exc:  # OutputError is a RuntimeError
             self.failed_commits += 1
-            self.last_error = str(exc)
+            self.last_error = str(exc).replace(self.path + ': ', '', 1)  # the reason, for the report at close
             if self.failed_commits == 1:
                 self.log(logging.ERROR, '%s; %d episode(s) kept in memory and retried until a commit succeeds'
                          ' (reported once)' % (exc, self.pending_episodes))
