@@ -21,7 +21,7 @@ Design (why a SIGKILL at any moment leaves a valid file holding every committed 
 Every row written passes `schema.check_arrays`; appending checks the existing file's schema, dimensions,
 layout, source and action bounds and says clearly what does not match.
 """
-import io
+import itertools
 import logging
 import math
 import os
@@ -114,14 +114,21 @@ def check_output_path(path, append=True, min_free_bytes=DEFAULT_MIN_FREE_BYTES):
     return path
 
 
+_IMAGE_NAMES = itertools.count()  # the core driver wants a name, unique among the process's open files
+
+
 def hdf5_image(arrays, attrs, group_attrs=None):
     """The bytes of an HDF5 file holding `arrays` ('infos/x' keys make groups) and `attrs`, built in memory.
 
-    `group_attrs` maps a group path to its attributes (the groups are created by the array keys). HDF5 writes
-    into a BytesIO, so it never meets a full disk (that is `durable.write_bytes_atomically`'s business).
+    `group_attrs` maps a group path to its attributes (the groups are created by the array keys). HDF5's
+    core driver without a backing store keeps the file in C memory, so HDF5 never meets a full disk (that is
+    `durable.write_bytes_atomically`'s business), and no Python code runs inside HDF5 (a Ctrl-C or SIGTERM
+    arrives after it returns, never swallowed by a callback as with a Python file object).
     """
-    buffer = io.BytesIO()
-    with h5py.File(buffer, 'w') as f:
+    size = sum(np.asarray(value).nbytes for value in arrays.values()) + 256 * 1024  # one allocation, mostly
+    name = 'plas_ros-image-%d-%d' % (os.getpid(), next(_IMAGE_NAMES))
+    f = h5py.File(name, 'w', driver='core', backing_store=False, block_size=size)
+    try:
         for key, value in attrs.items():
             f.attrs[key] = value
         for key, value in arrays.items():
@@ -130,7 +137,10 @@ def hdf5_image(arrays, attrs, group_attrs=None):
         for group, values in (group_attrs or {}).items():
             for key, value in values.items():
                 f.require_group(group).attrs[key] = value
-    return buffer.getbuffer()
+        f.flush()
+        return f.id.get_file_image()
+    finally:
+        f.close()
 
 
 def write_hdf5_atomically(path, arrays, attrs, fsync=True, group_attrs=None):
