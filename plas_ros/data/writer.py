@@ -114,6 +114,7 @@ def check_output_path(path, append=True, min_free_bytes=DEFAULT_MIN_FREE_BYTES):
     return path
 
 
+IMAGE_BLOCK_BYTES = 8 * 1024 * 1024
 _IMAGE_NAMES = itertools.count()  # the core driver wants a name, unique among the process's open files
 
 
@@ -125,9 +126,11 @@ def hdf5_image(arrays, attrs, group_attrs=None):
     `durable.write_bytes_atomically`'s business), and no Python code runs inside HDF5 (a Ctrl-C or SIGTERM
     arrives after it returns, never swallowed by a callback as with a Python file object).
     """
-    size = sum(np.asarray(value).nbytes for value in arrays.values()) + 256 * 1024  # one allocation, mostly
+    # The image grows in blocks: one for a small file; for a large one, 8 MB steps (allocating its whole size
+    # at once cost 0.1 s of page faults at 100 MB, growing costs nothing measurable).
+    size = sum(np.asarray(value).nbytes for value in arrays.values()) + 256 * 1024
     name = 'plas_ros-image-%d-%d' % (os.getpid(), next(_IMAGE_NAMES))
-    f = h5py.File(name, 'w', driver='core', backing_store=False, block_size=size)
+    f = h5py.File(name, 'w', driver='core', backing_store=False, block_size=min(size, IMAGE_BLOCK_BYTES))
     try:
         for key, value in attrs.items():
             f.attrs[key] = value
