@@ -136,7 +136,7 @@ def hdf5_image(arrays, attrs, group_attrs=None):
             f.attrs[key] = value
         for key, value in arrays.items():
             # Chunk checksums: a flipped bit in the data fails loudly on read instead of training silently.
-            f.create_dataset(key, data=value, fletcher32=len(value) > 0)
+            f.create_dataset(key, data=value, fletcher32=_checksummable(value))
         for group, values in (group_attrs or {}).items():
             for key, value in values.items():
                 f.require_group(group).attrs[key] = value
@@ -156,6 +156,12 @@ class CloseReport(NamedTuple):
     lost_episodes: int       # in no file (their count was logged)
     lost_transitions: int
     fallback: str            # the file in the fallback folder holding the episodes the output could not take
+
+
+def _checksummable(value) -> bool:
+    """Chunked numeric data (what fletcher32 protects); scalars and strings are stored whole."""
+    array = np.asarray(value)
+    return array.ndim > 0 and len(array) > 0 and array.dtype.kind in 'biuf'
 
 
 def _bounds(value, act_dim):
