@@ -11,6 +11,7 @@ import errno
 import hashlib
 import logging
 import os
+import re
 
 import numpy as np
 import pytest
@@ -197,12 +198,14 @@ def test_a_child_shut_down_on_a_full_disk_exits_cleanly_reporting_the_loss(small
 # -- the simulated form: ENOSPC from os.write itself, on any machine ----------------------------------------
 @pytest.fixture
 def enospc_at_write(monkeypatch):
-    """os.write on a commit's temporary file writes a little, then fails with ENOSPC while `full` is set."""
+    """os.write on a commit's temporary file writes a little, then fails with ENOSPC while `full` is set
+    (in every folder, or only in the folder `where` when that is set)."""
     real_write = os.write
-    state = {'full': True, 'calls': 0}
+    state = {'full': True, 'calls': 0, 'where': None}
 
     def write(fd, data):
-        if state['full'] and '.tmp-' in os.readlink('/proc/self/fd/%d' % fd):
+        target = os.readlink('/proc/self/fd/%d' % fd)
+        if state['full'] and '.tmp-' in target and state['where'] in (None, os.path.dirname(target)):
             state['calls'] += 1
             if state['calls'] % 2:
                 return real_write(fd, memoryview(data)[:100])  # a short write first, as a filling disk does
@@ -239,3 +242,23 @@ def test_short_writes_still_give_the_whole_file(tmp_path, monkeypatch):
         for index in range(3):
             writer.write_episode(episode(index))
     check_episodes(path, 3)
+
+
+def test_the_collector_on_a_full_disk_reports_once_collects_on_and_ends_with_the_loss(tmp_path, enospc_at_write,
+                                                                                       capsys):
+    from plas_ros.collect import collector
+    output = str(tmp_path / 'collect.h5')
+    status = collector.main(['--policy', 'random', '--episodes', '3', '--output', output, '--no-progress'])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.count('disk full (ENOSPC)') == 2, err  # the streak's report, and the reason in the loss line
+    assert re.fullmatch(r'error: 3 episode\(s\) \(\d+ transitions\) could not be written to %s' % re.escape(output),
+                        err.strip().splitlines()[-1]), err
+    assert not os.path.exists(output) and others(tmp_path) == []
+
+    enospc_at_write['where'] = str(tmp_path)  # the fallback folder has room
+    summaries = collector.collect(output, collector.make_policy('random'), episodes=2, progress=False,
+                                  fallback_dir=str(tmp_path / 'fallback'))
+    saved = os.listdir(tmp_path / 'fallback')
+    arrays, _ = read_file(tmp_path / 'fallback' / saved[0])
+    assert len(saved) == 1 and len(arrays['rewards']) == sum(s.steps for s in summaries)
