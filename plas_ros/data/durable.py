@@ -102,7 +102,10 @@ class OutputLock:
 
     def __del__(self):  # a writer dropped without release gives up its file, as a dropped file object closes
         if getattr(self, '_fd', None) is not None:
-            self.release()
+            try:
+                self.release()
+            except Exception:  # at interpreter exit `os` may be gone; the kernel releases the lock anyway
+                pass
 
 
 def _names_same_file(fd, path):
