@@ -9,10 +9,14 @@ same crash-safe writer as the ROS graph, without a master, so datasets for exper
         # TD3 learns while it collects; checkpoints in /tmp/online_online_td3 (--checkpoint-out)
 
 Ctrl-C or SIGTERM ends a collection early: the file keeps every completed episode, and a learning policy
-saves its last checkpoint.
+saves its last checkpoint. The output is locked for the run (one writer per file: a second collector or a
+recorder on the same file is refused, naming this one). A commit that fails (a full disk) is reported once,
+its episodes wait in memory and are retried after every episode; what the disk still cannot take at the
+end goes to `--fallback-dir` (config/collect.yaml recorder.fallback_dir) or is reported lost (exit 1).
 """
 import argparse
 import itertools
+import logging
 import signal
 import sys
 
@@ -20,9 +24,10 @@ import numpy as np
 from tqdm import tqdm
 
 from plas_ros.collect.policies import POLICY_NAMES, default_checkpoint_out, load_collect_config, make_policy
+from plas_ros.config import config_path, section
 from plas_ros.data.episodes import ERROR, TIMEOUT
 from plas_ros.data.schema import episode_arrays
-from plas_ros.data.writer import ReplayWriter
+from plas_ros.data.writer import OutputError, ReplayWriter
 from plas_ros.env import layout
 from plas_ros.env.runner import EpisodeRunner, Transport
 from plas_ros.sim.gym_env import make_env
@@ -51,18 +56,44 @@ class PolicyTransport(Transport):
         return float(step)
 
 
-def collect(output, policy, episodes=None, transitions=None, seed=0, policy_name='', progress=True):
+HOLDER = 'python -m plas_ros.collect'
+
+
+class EpisodesLost(RuntimeError):
+    """The collection ended with episodes that neither the output nor the fallback folder could take."""
+
+
+def _report(level, text):
+    if level >= logging.WARNING:
+        tqdm.write(text, file=sys.stderr)
+
+
+def collect(output, policy, episodes=None, transitions=None, seed=0, policy_name='', progress=True,
+            fallback_dir=''):
     """Append episodes of `policy` to `output` until `episodes` episodes or `transitions` transitions.
 
-    Every episode is committed as it completes, so an interrupted collection keeps what it finished; the
-    policy is closed however the collection ends (a learner saves its last checkpoint). Returns the writer's
-    episode summaries.
+    Every episode is committed as it completes (a failed commit is retried after the next one), so an
+    interrupted collection keeps what it finished; the policy is closed however the collection ends (a
+    learner saves its last checkpoint). Returns the writer's episode summaries. Raises OutputError when
+    another writer holds `output`, EpisodesLost when episodes could not be written by the end.
     """
     if episodes is None and transitions is None:
         raise ValueError('give episodes or transitions')
+    writer = ReplayWriter(output, layout.DATASET_FORMAT, source='sim', policy=policy_name or policy.name, fsync=False,
+                          holder=HOLDER, log=_report)
+    try:
+        summaries = _run_episodes(writer, policy, episodes, transitions, seed, policy_name, progress)
+    finally:
+        report = writer.close(fallback_dir)
+    if report.lost_episodes:
+        raise EpisodesLost('%d episode(s) (%d transitions) could not be written to %s'
+                           % (report.lost_episodes, report.lost_transitions, writer.path))
+    return summaries
+
+
+def _run_episodes(writer, policy, episodes, transitions, seed, policy_name, progress):
     transport = PolicyTransport(policy)
     runner = EpisodeRunner(make_env(), transport)
-    writer = ReplayWriter(output, layout.DATASET_FORMAT, source='sim', policy=policy_name or policy.name, fsync=False)
     episode_seeds = np.random.default_rng(seed).integers(0, 2 ** 31 - 1, size=10 ** 6)
     summaries, total = [], 0
     bar = tqdm(total=transitions or episodes, unit='transition' if transitions else 'episode',
@@ -74,8 +105,9 @@ def collect(output, policy, episodes=None, transitions=None, seed=0, policy_name
             summary = runner.run(episode, seed=int(episode_seeds[episode]))
             complete = [s for s in transport.steps if not s.error]  # an error record has no next observation
             if complete:
-                summaries.append(writer.write_episode(episode_arrays(complete, error=summary.outcome == ERROR),
-                                                      source_episode=episode))
+                summaries.append(writer.add_episode(episode_arrays(complete, error=summary.outcome == ERROR),
+                                                    source_episode=episode))
+                writer.try_commit()
             total += len(complete)
             bar.update(len(complete) if transitions else 1)
     finally:
@@ -98,6 +130,9 @@ def build_parser():
     limit.add_argument('--episodes', type=int)
     limit.add_argument('--transitions', type=int, help='collect whole episodes until at least this many')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--fallback-dir', default=section(config_path('collect.yaml'), 'recorder')['fallback_dir'],
+                        help='where episodes go that the output\'s disk cannot take by the end (default: '
+                        'config/collect.yaml recorder.fallback_dir; empty: they are reported lost)')
     parser.add_argument('--no-progress', action='store_true')
     return parser
 
@@ -116,7 +151,10 @@ def main(argv=None):
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         summaries = collect(args.output, policy, args.episodes, args.transitions, args.seed,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, fallback_dir=args.fallback_dir)
+    except (OutputError, EpisodesLost) as exc:
+        print('error: %s' % exc, file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print('interrupted: %s keeps every completed episode%s' % (
             args.output, '; last checkpoint in %s' % checkpoint_out if checkpoint_out else ''), file=sys.stderr)

@@ -4,12 +4,16 @@ Design (why a SIGKILL at any moment leaves a valid file holding every committed 
 
 * The episode in progress lives in memory only (`EpisodeWriter`); it reaches the writer when a transition
   with terminal, timeout or error arrives.
-* `ReplayWriter.commit()` never modifies the target file. It writes the whole dataset to a new file next
-  to it (`.<name>.tmp-<pid>`), fsyncs it, renames it over the target with `os.replace` (atomic on POSIX)
-  and fsyncs the directory. A reader therefore sees either the old complete file or the new complete file,
-  never a half-written one; a kill mid-commit leaves at most a stray temporary file, removed by the next
-  writer. HDF5 itself is not crash-safe when modified in place (a kill during a metadata flush can leave
-  an unopenable file), which is why there is no in-place append.
+* `ReplayWriter.commit()` never modifies the target file. It builds the whole dataset as an HDF5 image in
+  memory and writes it with plain writes to a new file next to it (`.<name>.tmp-<pid>`), fsyncs it, renames
+  it over the target with `os.replace` (atomic on POSIX) and fsyncs the directory (`durable.py`). A reader
+  therefore sees either the old complete file or the new complete file, never a half-written one; a kill
+  mid-commit leaves at most a stray temporary file, removed by the next writer. HDF5 itself is not
+  crash-safe when modified in place (a kill during a metadata flush can leave an unopenable file), which is
+  why there is no in-place append; and it never writes to the disk itself, so a full disk is an exception
+  of a plain write (the episodes stay queued and are retried), never a crash inside HDF5's close.
+* One writer per file: a ReplayWriter holds an exclusive lock on its output (`durable.OutputLock`) from
+  construction to `close()` (or its process's end); a second writer is refused, naming the first.
 * The price is that a commit rewrites the file: O(file size). `bench/recorder_throughput.py` and
   `doc/data.md` give the figures; a commit runs in a background thread (`BackgroundCommitter`) so the
   recorder never stops listening while one is under way.
@@ -17,28 +21,32 @@ Design (why a SIGKILL at any moment leaves a valid file holding every committed 
 Every row written passes `schema.check_arrays`; appending checks the existing file's schema, dimensions,
 layout, source and action bounds and says clearly what does not match.
 """
-import glob
+import itertools
+import logging
 import math
 import os
-import shutil
 import tempfile
 import threading
-from typing import Dict, List, Optional
+import time
+from typing import Dict, List, NamedTuple, Optional
 
 import h5py
 import numpy as np
 
 from plas_ros.data import schema
+from plas_ros.data.durable import (
+    OutputError,
+    OutputLock,
+    describe_write_error,
+    free_bytes,
+    remove_stale_temporaries,
+    write_bytes_atomically,
+)
 from plas_ros.data.episodes import EpisodeSummary, Step, outcome
 from plas_ros.data.loader import read_file
 from plas_ros.data.schema import episode_arrays
 
 DEFAULT_MIN_FREE_BYTES = 100 * 1024 * 1024
-TMP_PREFIX = '.%s.tmp-'
-
-
-class OutputError(RuntimeError):
-    """The output path cannot take the dataset (unwritable, disk full, incompatible file)."""
 
 
 class _Columns:
@@ -65,12 +73,8 @@ class _Columns:
         return {key: column[:n] for key, column in self._data.items()}
 
 
-def check_output_path(path, append=True, min_free_bytes=DEFAULT_MIN_FREE_BYTES):
-    """Raise OutputError unless `path` can take a dataset: before collection starts, not after an hour.
-
-    Creates missing parent folders, probes that the folder accepts a new file (a commit writes one next
-    to the target) and that the disk has `min_free_bytes` plus room for a second copy of an existing file.
-    """
+def output_folder(path):
+    """`path` made absolute, refused when it is a folder, with its parent folders created."""
     path = os.path.abspath(str(path))
     folder = os.path.dirname(path)
     if os.path.isdir(path):
@@ -79,6 +83,17 @@ def check_output_path(path, append=True, min_free_bytes=DEFAULT_MIN_FREE_BYTES):
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
         raise OutputError('%s: cannot create the folder %s (%s)' % (path, folder, exc)) from exc
+    return path
+
+
+def check_output_path(path, append=True, min_free_bytes=DEFAULT_MIN_FREE_BYTES):
+    """Raise OutputError unless `path` can take a dataset: before collection starts, not after an hour.
+
+    Creates missing parent folders, probes that the folder accepts a new file (a commit writes one next
+    to the target) and that the disk has `min_free_bytes` plus room for a second copy of an existing file.
+    """
+    path = output_folder(path)
+    folder = os.path.dirname(path)
     exists = os.path.exists(path)
     if exists and not append:
         raise OutputError('%s: exists; append to it or choose a new output path' % path)
@@ -91,7 +106,7 @@ def check_output_path(path, append=True, min_free_bytes=DEFAULT_MIN_FREE_BYTES):
     except OSError as exc:
         raise OutputError('%s: the folder %s is not writable (%s)' % (path, folder, exc)) from exc
     existing = os.path.getsize(path) if exists else 0
-    free = shutil.disk_usage(folder).free
+    free = free_bytes(path)
     needed = min_free_bytes + 2 * existing
     if free < needed:
         raise OutputError('%s: only %.1f MB free on the disk of %s, need at least %.1f MB'
@@ -99,63 +114,48 @@ def check_output_path(path, append=True, min_free_bytes=DEFAULT_MIN_FREE_BYTES):
     return path
 
 
-def remove_stale_temporaries(path):
-    """Remove temporary files of earlier commits that were killed (their process is gone)."""
-    folder, name = os.path.split(os.path.abspath(str(path)))
-    for tmp in glob.glob(os.path.join(folder, TMP_PREFIX % name + '*')):
-        pid = tmp.rsplit('-', 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass
+IMAGE_BLOCK_BYTES = 8 * 1024 * 1024
+_IMAGE_NAMES = itertools.count()  # the core driver wants a name, unique among the process's open files
 
 
-def _process_alive(pid):
+def hdf5_image(arrays, attrs, group_attrs=None):
+    """The bytes of an HDF5 file holding `arrays` ('infos/x' keys make groups) and `attrs`, built in memory.
+
+    `group_attrs` maps a group path to its attributes (the groups are created by the array keys). HDF5's
+    core driver without a backing store keeps the file in C memory, so HDF5 never meets a full disk (that is
+    `durable.write_bytes_atomically`'s business), and no Python code runs inside HDF5 (a Ctrl-C or SIGTERM
+    arrives after it returns, never swallowed by a callback as with a Python file object).
+    """
+    # The image grows in blocks: one for a small file; for a large one, 8 MB steps (allocating its whole size
+    # at once cost 0.1 s of page faults at 100 MB, growing costs nothing measurable).
+    size = sum(np.asarray(value).nbytes for value in arrays.values()) + 256 * 1024
+    name = 'plas_ros-image-%d-%d' % (os.getpid(), next(_IMAGE_NAMES))
+    f = h5py.File(name, 'w', driver='core', backing_store=False, block_size=min(size, IMAGE_BLOCK_BYTES))
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _fsync_path(path, directory=False):
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        for key, value in arrays.items():
+            # Chunk checksums: a flipped bit in the data fails loudly on read instead of training silently.
+            f.create_dataset(key, data=value, fletcher32=_checksummable(value))
+        for group, values in (group_attrs or {}).items():
+            for key, value in values.items():
+                f.require_group(group).attrs[key] = value
+        f.flush()
+        return f.id.get_file_image()
     finally:
-        os.close(fd)
+        f.close()
 
 
 def write_hdf5_atomically(path, arrays, attrs, fsync=True, group_attrs=None):
-    """Write `arrays` (key -> array, 'infos/x' keys make groups) and `attrs` to `path` atomically.
+    """Write `arrays` and `attrs` (see `hdf5_image`) to `path` atomically; OSError leaves `path` untouched."""
+    write_bytes_atomically(path, hdf5_image(arrays, attrs, group_attrs), fsync=fsync)
 
-    `group_attrs` maps a group path to its attributes (the groups are created by the array keys).
-    """
-    path = os.path.abspath(str(path))
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, TMP_PREFIX % name + str(os.getpid()))
-    try:
-        with h5py.File(tmp, 'w') as f:
-            for key, value in attrs.items():
-                f.attrs[key] = value
-            for key, value in arrays.items():
-                # Chunk checksums: a flipped bit in the data fails loudly on read instead of training silently.
-                f.create_dataset(key, data=value, fletcher32=_checksummable(value))
-            for group, values in (group_attrs or {}).items():
-                for key, value in values.items():
-                    f.require_group(group).attrs[key] = value
-        if fsync:
-            _fsync_path(tmp)
-        os.replace(tmp, path)
-        if fsync:
-            _fsync_path(folder, directory=True)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+
+class CloseReport(NamedTuple):
+    """What `ReplayWriter.close` could not put into the output file."""
+    lost_episodes: int       # in no file (their count was logged)
+    lost_transitions: int
+    fallback: str            # the file in the fallback folder holding the episodes the output could not take
 
 
 def _checksummable(value) -> bool:
@@ -175,12 +175,15 @@ class ReplayWriter:
     """
 
     def __init__(self, path, fmt: schema.DatasetFormat, source='sim', policy='', config_text='', append=True,
-                 min_free_bytes=DEFAULT_MIN_FREE_BYTES, fsync=True):
-        self.path = check_output_path(path, append, min_free_bytes)
-        remove_stale_temporaries(self.path)
+                 min_free_bytes=DEFAULT_MIN_FREE_BYTES, fsync=True, holder='', log=None):
+        """`holder` names this writer in its lock (a refused second writer reports it); `log(level, text)`
+        hears of failed commits, once per streak of failures (see `try_commit`) and of episodes lost at `close`.
+        `min_free_bytes` 0: commits do not check the free space first (a full disk is still met safely at the
+        write)."""
         self.obs_dim, self.act_dim = int(fmt.obs_dim), int(fmt.act_dim)
         self.fsync = fsync
         self.min_free_bytes = min_free_bytes
+        self.log = log or (lambda level, text: None)
         self._lock = threading.Lock()
         self._commit_lock = threading.Lock()
         self._columns = _Columns(schema.column_specs(self.obs_dim, self.act_dim))
@@ -188,6 +191,8 @@ class ReplayWriter:
         self.episodes = 0
         self.committed_episodes = 0
         self.committed_transitions = 0
+        self.failed_commits = 0  # consecutive failed commits (0: the last one succeeded)
+        self.last_error = ''
         obs_layout = schema.obs_layout_json(fmt.obs_layout) if fmt.obs_layout else ''
         self.attrs = {
             schema.ATTR_SCHEMA_VERSION: schema.SCHEMA_VERSION, schema.ATTR_OBS_LAYOUT: obs_layout,
@@ -198,8 +203,16 @@ class ReplayWriter:
         if not (self.attrs[schema.ATTR_ACTION_LOW] < self.attrs[schema.ATTR_ACTION_HIGH]).all():
             raise ValueError('action bounds: low %s must lie below high %s'
                              % (self.attrs[schema.ATTR_ACTION_LOW], self.attrs[schema.ATTR_ACTION_HIGH]))
-        if os.path.exists(self.path):
-            self._load_existing()
+        self.path = output_folder(path)
+        self.owner = OutputLock(self.path, holder)  # one writer per file: taken before anything reads the file
+        try:
+            check_output_path(self.path, append, min_free_bytes)
+            remove_stale_temporaries(self.path)
+            if os.path.exists(self.path):
+                self._load_existing()
+        except BaseException:
+            self.owner.release()
+            raise
 
     # -- appending to an existing file -------------------------------------------------------------------
     def _load_existing(self):
@@ -276,7 +289,9 @@ class ReplayWriter:
     def commit(self) -> List[EpisodeSummary]:
         """Make every added episode durable; returns the episodes this call committed (oldest first).
 
-        On failure (disk full, I/O error) the file on disk is unchanged and the episodes stay queued.
+        On failure (OutputError: disk full, I/O error) the file on disk is unchanged and the episodes stay
+        queued. The file is built in memory and written with plain writes (`durable`), so a full disk is an
+        exception here, never a crash inside HDF5.
         """
         with self._commit_lock:
             with self._lock:
@@ -285,25 +300,102 @@ class ReplayWriter:
                     return []
                 arrays = self._columns.views()
                 attrs = dict(self.attrs)
-            self._check_room(arrays)
-            write_hdf5_atomically(self.path, arrays, attrs, fsync=self.fsync)
+            image = hdf5_image(arrays, attrs)
+            self._check_room(len(image))
+            try:
+                write_bytes_atomically(self.path, image, fsync=self.fsync)
+            except OSError as exc:
+                raise OutputError('%s: commit failed, %s; the file on disk is unchanged'
+                                  % (self.path, describe_write_error(exc, len(image), self.path))) from exc
             with self._lock:
                 del self._pending[:len(pending)]
                 self.committed_transitions = len(arrays['rewards'])
                 self.committed_episodes = pending[-1].index + 1 if pending else self.committed_episodes
             return pending
 
+    def try_commit(self) -> List[EpisodeSummary]:
+        """`commit()` that reports a failure instead of raising it; returns the committed episodes ([] when it
+        failed). The first failure of a streak is logged (ERROR, with the episodes kept in memory), and so is
+        the commit that ends the streak; the retries in between stay quiet."""
+        try:
+            committed = self.commit()
+        except (OSError, RuntimeError, ValueError) as exc:  # OutputError is a RuntimeError
+            self.failed_commits += 1
+            self.last_error = str(exc).replace(self.path + ': ', '', 1)  # the reason, for the report at close
+            if self.failed_commits == 1:
+                self.log(logging.ERROR, '%s; %d episode(s) kept in memory and retried until a commit succeeds'
+                         ' (reported once)' % (exc, self.pending_episodes))
+            return []
+        if self.failed_commits:
+            self.log(logging.WARNING, '%s: commit succeeded after %d failed attempt(s); the file holds %d episodes'
+                     % (self.path, self.failed_commits, self.committed_episodes))
+            self.failed_commits = 0
+        return committed
+
     def write_episode(self, arrays, source_episode=-1, missing_steps=0) -> EpisodeSummary:
         summary = self.add_episode(arrays, source_episode, missing_steps)
         self.commit()
         return summary
 
-    def _check_room(self, arrays):
-        size = sum(a.nbytes for a in arrays.values()) + 64 * 1024
-        free = shutil.disk_usage(os.path.dirname(self.path)).free
+    def _check_room(self, size):
+        if not self.min_free_bytes:
+            return
+        free = free_bytes(self.path)
         if free < size + self.min_free_bytes // 4:
-            raise OutputError('%s: disk full: %.1f MB free, a commit needs %.1f MB; the file on disk is unchanged'
-                              % (self.path, free / 1e6, size / 1e6))
+            raise OutputError('%s: disk full: %.1f MB free, a commit needs %.1f MB and keeps %.1f MB free; the file'
+                              ' on disk is unchanged' % (self.path, free / 1e6, size / 1e6,
+                                                         self.min_free_bytes / 4e6))
+
+    def close(self, fallback_dir='') -> CloseReport:
+        """Commit what is pending, then give up the file (its lock). Episodes that still cannot be written go
+        to a file of their own in `fallback_dir` when one is given, else they are reported lost (logged)."""
+        try:
+            if self.pending_episodes:
+                self.try_commit()
+            return self._account_for_pending(fallback_dir)
+        finally:
+            self.owner.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def _account_for_pending(self, fallback_dir):
+        with self._lock:
+            pending = list(self._pending)
+            first_row = self.committed_transitions
+            rows = {key: column[first_row:] for key, column in self._columns.views().items()}
+        if not pending:
+            return CloseReport(0, 0, '')
+        transitions = sum(s.steps for s in pending)
+        saved = self._save_elsewhere(fallback_dir, rows) if fallback_dir else ''
+        if saved:
+            self.log(logging.WARNING, '%s: the %d episode(s) (%d transitions) it could not take (%s) are in %s; '
+                     'join them with python -m plas_ros.data merge' % (self.path, len(pending), transitions,
+                                                                       self.last_error, saved))
+            return CloseReport(0, 0, saved)
+        self.log(logging.ERROR, '%s: %d episode(s) (%d transitions) lost: the last commit failed (%s) and %s'
+                 % (self.path, len(pending), transitions, self.last_error,
+                    'the fallback folder failed too' if fallback_dir else 'no fallback folder is configured'))
+        return CloseReport(len(pending), transitions, '')
+
+    def _save_elsewhere(self, folder, rows):
+        """The pending episodes as a recorder file of their own in `folder`; its path, or '' when that fails."""
+        ids = '%s/episode_ids' % schema.INFOS_GROUP
+        rows[ids] = rows[ids] - rows[ids][0]  # a file's episodes count from 0
+        stem = os.path.splitext(os.path.basename(self.path))[0]
+        target = os.path.join(os.path.abspath(folder), '%s.unsaved-%s-%d.h5'
+                              % (stem, time.strftime('%Y%m%dT%H%M%SZ', time.gmtime()), os.getpid()))
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            write_hdf5_atomically(target, rows, self.attrs, fsync=self.fsync)
+        except OSError as exc:
+            self.log(logging.ERROR, '%s: cannot save the pending episodes in the fallback folder: %s'
+                     % (target, describe_write_error(exc, sum(a.nbytes for a in rows.values()), target)))
+            return ''
+        return target
 
     @property
     def pending_episodes(self):
@@ -435,14 +527,14 @@ class BackgroundCommitter:
     """Commits in a background thread so the caller never waits for the disk.
 
     `submit(arrays, source_episode, missing_steps)` queues an episode (a valid EpisodeWriter sink);
-    `on_committed(summaries)` runs in the committer thread after each durable commit; `on_error(exc)`
-    when a commit fails (the episodes stay queued and the next commit retries them).
+    `on_committed(summaries)` runs in the committer thread after each durable commit. A failed commit (a full
+    disk) keeps the episodes queued, is reported through the writer's log once per streak
+    (`ReplayWriter.try_commit`) and is retried every `retry_period` seconds and at every new episode.
     """
 
-    def __init__(self, replay: ReplayWriter, on_committed=None, on_error=None, retry_period=1.0):
+    def __init__(self, replay: ReplayWriter, on_committed=None, retry_period=1.0):
         self.replay = replay
         self.on_committed = on_committed or (lambda summaries: None)
-        self.on_error = on_error or (lambda exc: None)
         self.retry_period = retry_period
         self._wake = threading.Event()
         self._closing = False
@@ -459,18 +551,11 @@ class BackgroundCommitter:
             self._wake.wait(self.retry_period if self.replay.pending_episodes else None)
             self._wake.clear()
             closing = self._closing
-            self._commit_once()
+            committed = self.replay.try_commit()
+            if committed:
+                self.on_committed(committed)
             if closing:
                 return
-
-    def _commit_once(self):
-        try:
-            committed = self.replay.commit()
-        except (OSError, RuntimeError, ValueError) as exc:
-            self.on_error(exc)
-            return
-        if committed:
-            self.on_committed(committed)
 
     def close(self, timeout=30.0):
         """Commit whatever is queued, then stop the thread; returns True when it finished in time."""

@@ -12,18 +12,22 @@ from plas_ros.data.writer import BackgroundCommitter, EpisodeWriter, OutputError
 from plas_ros.env import layout
 from plas_ros.msg import Transition
 from plas_ros.nodes.messages import step_from_transition
-from plas_ros.nodes.params import node_params
+from plas_ros.nodes.params import node_params, ros_log
 
 
 class RecorderNode:
     def __init__(self, params):
         self.target = int(params['episodes'])
         self.target_transitions = int(params['transitions'])
+        self.fallback_dir = params['fallback_dir']
+        self.close_timeout = float(params['close_timeout_s'])
+        self.lost = 0  # episodes neither the output nor the fallback folder could take at shutdown
         self.replay = ReplayWriter(params['output'], layout.DATASET_FORMAT, source=params['source'],
                                    policy=params['policy'], config_text=params['config_text'],
                                    append=bool(params['append']),
                                    min_free_bytes=int(float(params['min_free_mb']) * 1e6),
-                                   fsync=bool(params['fsync']))
+                                   fsync=bool(params['fsync']), holder='recorder node %s' % rospy.get_name(),
+                                   log=lambda level, text: ros_log(level, 'recorder: ' + text))
         self.replay.commit()  # the file exists (and validates) before the first transition
         self._lock = threading.Lock()
         self.handed_over = 0  # complete (terminal/timeout) episodes submitted for commit
@@ -32,7 +36,8 @@ class RecorderNode:
         self._stopping = False
         self.committed_pub = rospy.Publisher('~committed', UInt32, queue_size=1, latch=True)
         self.committed_pub.publish(UInt32(0))
-        self.committer = BackgroundCommitter(self.replay, on_committed=self.on_committed, on_error=self.on_error)
+        self.committer = BackgroundCommitter(self.replay, on_committed=self.on_committed,
+                                             retry_period=float(params['commit_retry_s']))
         self.episodes = EpisodeWriter(self.replay, sink=self.submit, log=rospy.logwarn)
         rospy.on_shutdown(self.shutdown)
         self.sub = rospy.Subscriber('/cloth/transition', Transition, self.on_transition,
@@ -74,10 +79,6 @@ class RecorderNode:
         self.committed_pub.publish(UInt32(self.committed))
         self._maybe_finish()
 
-    def on_error(self, exc):
-        rospy.logerr('recorder: commit failed (%s); %d episode(s) kept in memory, retrying',
-                     exc, self.replay.pending_episodes)
-
     def _maybe_finish(self):
         with self._lock:
             done = self._target_reached() and not self.replay.pending_episodes
@@ -91,8 +92,9 @@ class RecorderNode:
             lost = self.episodes.discard_open()
         if lost:
             rospy.logwarn('recorder: discarding %d transition(s) of the episode in progress', lost)
-        if not self.committer.close():
-            rospy.logerr('recorder: the last commit did not finish in time')
+        if not self.committer.close(self.close_timeout):
+            rospy.logerr('recorder: the last commit did not finish in %.0f s', self.close_timeout)
+        self.lost = self.replay.close(self.fallback_dir).lost_episodes  # logs what it could not keep
         rospy.loginfo('recorder: stopped; %s holds %d episodes; transitions %s', self.replay.path,
                       self.replay.committed_episodes, self.episodes.counts.as_dict())
 
@@ -104,8 +106,10 @@ def main():
         rospy.logfatal('recorder: ~output (the HDF5 file to write) is required')
         sys.exit(1)
     try:
-        RecorderNode(params)
+        node = RecorderNode(params)
     except (OutputError, ValueError, OSError) as exc:  # before collection starts: say so and fail the launch
         rospy.logfatal('recorder: cannot record to %s: %s', params['output'], exc)
         sys.exit(1)
     rospy.spin()
+    if node.lost:  # the shutdown hook ran (signal handlers run it in this thread): the job lost data
+        sys.exit(1)

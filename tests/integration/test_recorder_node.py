@@ -2,6 +2,7 @@
 the node exits by itself after ~episodes, and a SIGKILL mid-collection loses no committed episode."""
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -12,6 +13,7 @@ import pytest
 from plas_ros.data import cli
 from plas_ros.data.loader import read_file
 from tests.helpers.common import wait_for
+from tests.helpers.disk import Filler, small_filesystem
 from tests.helpers.tree import script
 
 RECORDER = script('recorder_node')
@@ -126,7 +128,9 @@ def test_sigkill_mid_collection_keeps_every_committed_episode(rospy_node, proces
         assert len(rows) == 10
         np.testing.assert_allclose(arrays['observations'][rows[-1]], transition(index, 9, 10).observation, rtol=1e-6)
     leftovers = [n for n in os.listdir(tmp_path) if n != 'kill.h5']
-    assert all(n.startswith('.kill.h5.tmp-') for n in leftovers)
+    # what a SIGKILL can leave: a commit's temporary (the next writer removes it) and the lock file, which
+    # names the dead node and blocks nobody (the lock itself died with the process)
+    assert all(n.startswith('.kill.h5.tmp-') or n == '.kill.h5.lock' for n in leftovers), leftovers
 
 
 @pytest.mark.parametrize('output, message', [('/proc/plas_ros_cannot_write/x.h5', 'cannot record'),
@@ -151,3 +155,92 @@ def test_appends_to_the_file_of_an_earlier_session(rospy_node, processes, tmp_pa
     arrays, attrs = read_file(output)
     np.testing.assert_array_equal(arrays['infos/episode_ids'], [0] * 4 + [1] * 4)
     assert attrs['policy'] == 'p0 + p1'
+
+
+def test_a_second_recorder_on_the_same_file_exits_naming_the_first(rospy_node, processes, tmp_path):
+    output = tmp_path / 'shared.h5'
+    first = Recorder(rospy_node, processes, output, 'recorder_first', episodes=1)
+    try:
+        first.wait_connected()
+        second = processes([sys.executable, RECORDER, '__name:=recorder_second', '_output:=%s' % output],
+                           name='recorder_second')
+        assert second.wait(30) == 1, second.output
+        assert 'already being written by pid %d on host %s (recorder node /recorder_first' % (
+            first.proc.proc.pid, socket.gethostname()) in second.output, second.output
+        publish_episode(first.pub, 0, 4)  # the first records on, undisturbed
+        assert first.proc.wait(20) == 0, first.proc.output
+    finally:
+        first.close()
+    np.testing.assert_array_equal(read_file(output)[0]['infos/episode_ids'], [0] * 4)
+    assert os.listdir(tmp_path) == ['shared.h5']
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    with small_filesystem(tmp_path / 'disk') as folder:
+        yield folder
+
+
+def wait_logged(proc, text, timeout=20):
+    wait_for(lambda: text in proc.output or not proc.running(), timeout, what='%r in the node output' % text)
+    assert text in proc.output, proc.output
+
+
+def test_a_full_disk_is_reported_once_and_the_episodes_commit_when_space_returns(rospy_node, processes, small_disk):
+    output = os.path.join(small_disk, 'full.h5')
+    filler = Filler(small_disk)
+    rec = Recorder(rospy_node, processes, output, 'recorder_full', episodes=3, min_free_mb=0, commit_retry_s=0.1)
+    try:
+        rec.wait_connected()
+        publish_episode(rec.pub, 0, 5)
+        wait_for(lambda: rec.committed >= 1, 20, what='the first commit')
+        before = read_file(output)[0]
+        filler.fill()
+        publish_episode(rec.pub, 1, 5)
+        wait_logged(rec.proc, 'disk full (ENOSPC)')
+        time.sleep(1.0)  # some ten retries at commit_retry_s 0.1, all failing on the full disk
+        assert rec.proc.running() and rec.committed == 1
+        assert rec.proc.output.count('disk full') == 1, 'one report per failure streak:\n' + rec.proc.output
+        np.testing.assert_array_equal(read_file(output)[0]['observations'], before['observations'])
+        filler.free()
+        wait_for(lambda: rec.committed >= 2, 20, what='the retried commit once space returned')
+        publish_episode(rec.pub, 2, 5)
+        assert rec.proc.wait(20) == 0, rec.proc.output
+    finally:
+        rec.close()
+    assert 'commit succeeded after' in rec.proc.output
+    arrays, _ = cli.validate(output)
+    np.testing.assert_array_equal(np.bincount(arrays['infos/episode_ids']), [5, 5, 5])
+    np.testing.assert_allclose(arrays['observations'][5], transition(1, 0, 5).observation, rtol=1e-6)
+
+
+@pytest.mark.parametrize('fallback', [False, True])
+def test_shutdown_on_a_full_disk_keeps_or_counts_the_pending_episodes(rospy_node, processes, small_disk, tmp_path,
+                                                                       fallback):
+    output = os.path.join(small_disk, 'stop.h5')
+    fallback_dir = str(tmp_path / 'fallback') if fallback else ''
+    filler = Filler(small_disk)
+    name = 'recorder_stop%d' % fallback
+    rec = Recorder(rospy_node, processes, output, name, min_free_mb=0, commit_retry_s=0.2,
+                   **({'fallback_dir': fallback_dir} if fallback else {}))
+    try:
+        rec.wait_connected()
+        publish_episode(rec.pub, 0, 3)
+        wait_for(lambda: rec.committed >= 1, 20, what='the first commit')
+        filler.fill()
+        publish_episode(rec.pub, 1, 3)
+        publish_episode(rec.pub, 2, 4)
+        wait_logged(rec.proc, 'disk full (ENOSPC)')
+        wait_for(lambda: rec.proc.output.count('kept in memory') == 1, 10, what='the report')
+        rec.proc.signal(signal.SIGTERM)
+        status = rec.proc.wait(30)
+    finally:
+        rec.close()
+    assert status == (0 if fallback else 1), rec.proc.output  # never a crash (a negative status: a signal)
+    np.testing.assert_array_equal(read_file(output)[0]['infos/episode_ids'], [0] * 3)
+    if fallback:
+        saved = [os.path.join(fallback_dir, n) for n in os.listdir(fallback_dir)]
+        assert len(saved) == 1 and 'are in %s' % saved[0] in rec.proc.output
+        np.testing.assert_array_equal(read_file(saved[0])[0]['infos/episode_ids'], [0] * 3 + [1] * 4)
+    else:
+        assert '2 episode(s) (7 transitions) lost' in rec.proc.output, rec.proc.output
