@@ -143,11 +143,13 @@ class DriverRobot(Robot):
         self.width_speed = float(width_speed)
         self.wsg_retries = int(wsg_retries)
         self.log = log or (lambda level, text: None)
-        self.last_motion = sensors.stamp_clock()
+        # the clock readings are stamped with (a robot that only moves, as a replay drives it, has no sensors)
+        self.stamp_clock = time.time if sensors is None else sensors.stamp_clock
+        self.last_motion = self.stamp_clock()
 
     def _moved(self):
-        # The motion's reply is here, so the motion ended before now (on the clock readings are stamped with).
-        self.last_motion = self.sensors.stamp_clock()
+        # The motion's reply is here, so the motion ended before now.
+        self.last_motion = self.stamp_clock()
 
     def move_tip(self, dy, dz):
         result = self.call(MOVE_TIP, float(dy), float(dz), 0.0)
