@@ -23,19 +23,15 @@ class FreshSensors:
     `topics` maps a sensor name to the label used in messages (its topic name). Freshness is judged by the
     time a reading was *taken* (`store(..., taken=)`: the message's header stamp, on `stamp_clock`; by
     default its arrival), so that a reading taken before a motion ended is never used after it, however late
-    it arrives. Staleness (`max_age`, every bounded wait) is judged on `clock`, by arrival. The sensors
-    named in `liveness` (the gripper state: no step uses its values) must keep arriving but are not
-    awaited after a motion.
+    it arrives. Staleness (`max_age`, every bounded wait) is judged on `clock`, by arrival.
     """
 
-    def __init__(self, topics, max_age, clock=time.monotonic, stopped=lambda: False, stamp_clock=time.time,
-                 liveness=()):
+    def __init__(self, topics, max_age, clock=time.monotonic, stopped=lambda: False, stamp_clock=time.time):
         self.topics = dict(topics)
         self.max_age = float(max_age)
         self.clock = clock
         self.stamp_clock = stamp_clock
         self.stopped = stopped
-        self.liveness = frozenset(liveness)
         self._latest = {}
         self._cond = threading.Condition()
 
@@ -58,20 +54,15 @@ class FreshSensors:
         return [p for p in problems if p]
 
     def _not_taken_after(self, motion_end):
-        """What keeps the readings from being all taken after `motion_end` (stamp_clock) and the liveness
-        sensors from being alive."""
+        """What keeps the readings from being all taken after `motion_end` (stamp_clock)."""
         problems = []
         for name, topic in self.topics.items():
-            if name in self.liveness:
-                problem = self._silent(name, topic, self.clock() - self.max_age)
-            elif name not in self._latest:
-                problem = '%s: no message yet' % topic
-            else:
-                before = motion_end - self._latest[name][2]
-                problem = '%s: newest reading taken %.3f s before the last motion ended' % (topic, before) \
-                    if before >= 0 else None
-            if problem:
-                problems.append(problem)
+            if name not in self._latest:
+                problems.append('%s: no message yet' % topic)
+                continue
+            before = motion_end - self._latest[name][2]
+            if before >= 0:
+                problems.append('%s: newest reading taken %.3f s before the last motion ended' % (topic, before))
         return problems
 
     def never_heard(self):

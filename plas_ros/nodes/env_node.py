@@ -49,9 +49,6 @@ def sensor_topics(tactile_source):
         raise SystemExit('cloth_env: ~tactile_source %r is none of %s' % (tactile_source, ', '.join(TACTILE_SOURCES)))
     return {'tactile': (TACTILE_SOURCES[tactile_source], TactileFrame), 'wrench': ('/arm/wrench', WrenchStamped),
             'pose': ('/arm/tip_pose', PoseStamped), 'gripper': ('/wsg/state', GripperState)}
-# A step uses no value of the gripper state (the controller knows the width it commanded): it must keep
-# arriving, connected, but is not awaited after a motion.
-LIVENESS_ONLY = ('gripper',)
 SERVICE_TYPES = {MOVE_TIP: TipMove, MOVE_TO_START: Trigger, GRIPPER_MOVE: GripperCommand, GRIPPER_ACK: Trigger}
 
 
@@ -128,7 +125,7 @@ class EnvNode:
         topics = sensor_topics(p['tactile_source'])
         self.sensors = FreshSensors({name: topic for name, (topic, _) in topics.items()},
                                     p['sensor_max_age'], stopped=rospy.is_shutdown,
-                                    stamp_clock=lambda: rospy.Time.now().to_sec(), liveness=LIVENESS_ONLY)
+                                    stamp_clock=lambda: rospy.Time.now().to_sec())
         # tcp_nodelay: a reading is awaited after every move, so Nagle's algorithm must not hold it back
         self._subs = [rospy.Subscriber(topic, cls, self._store, callback_args=name, queue_size=1, tcp_nodelay=True)
                       for name, (topic, cls) in topics.items()]

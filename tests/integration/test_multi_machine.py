@@ -7,8 +7,10 @@ README's section *Two machines* tells users to. One short collect -> train -> de
 and the deployment's result are checked. Skipped (saying why) only where the machine forbids namespaces.
 """
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -36,8 +38,30 @@ def namespaces_forbidden():
         return 'no `ip` command (iproute2) on this machine'
     if made.returncode != 0:
         return '`ip netns add` is refused here: %s' % made.stderr.strip()
-    _ip('netns', 'delete', probe)
+    try:
+        entered = subprocess.run(['ip', 'netns', 'exec', probe, 'true'], capture_output=True, text=True, timeout=30)
+    finally:
+        _ip('netns', 'delete', probe)
+    if entered.returncode != 0:
+        return '`ip netns exec` is refused here: %s' % entered.stderr.strip()
     return None
+
+
+def _kill_leftovers(ns, grace=10.0):
+    """The processes still inside namespace `ns` (all started by this test) `grace` s after their launches were
+    stopped, killed; their pids."""
+    def pids():
+        return [int(p) for p in _ip('netns', 'pids', ns).stdout.split()]
+    deadline = time.monotonic() + grace
+    while pids() and time.monotonic() < deadline:  # children still exiting after their roslaunch
+        time.sleep(0.2)
+    left = pids()
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return left
 
 
 class Machine:
@@ -105,10 +129,12 @@ def two_machines(tmp_path):
     finally:
         station.stop_all()
         robot.stop_all()
+        leftovers = {ns: _kill_leftovers(ns) for ns in (station_ns, robot_ns)}
         for ns in (station_ns, robot_ns):
             _ip('netns', 'delete', ns)
-    left = [ns for ns in (robot_ns, station_ns) if ns in _ip('netns', 'list').stdout]
+    left = [ns for ns in (robot_ns, station_ns) if ns in _ip('netns', 'list').stdout.split()]
     assert not left, 'network namespaces left behind: %s' % left
+    assert not any(leftovers.values()), 'processes outlived their launch (killed): %s' % leftovers
 
 
 def node_address(machine, node):

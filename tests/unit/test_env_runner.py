@@ -208,19 +208,6 @@ def test_a_reading_stamped_before_the_move_ended_is_never_used_however_late_it_a
     assert calls == [MOVE_TIP, GRIPPER_MOVE]
 
 
-def test_a_liveness_sensor_must_arrive_but_is_not_awaited_after_a_motion():
-    stamps = FakeClock()
-    sensors = FreshSensors({'tactile': '/dsa/frame', 'gripper': '/wsg/state'}, max_age=0.2, stamp_clock=stamps,
-                           liveness=('gripper',))
-    sensors.store('gripper', 'state', taken=99.0)
-    sensors.store('tactile', 'frame', taken=101.0)
-    assert sensors.wait_taken_after(100.0) == {'tactile': 'frame', 'gripper': 'state'}
-    time.sleep(0.25)                                         # the gripper state stopped coming
-    sensors.store('tactile', 'frame', taken=102.0)
-    with pytest.raises(SensorError, match=r'/wsg/state: last message 0\.[2-9]\d s old'):
-        sensors.wait_taken_after(101.5)
-
-
 def test_the_action_inbox_returns_only_the_answer_to_the_asked_step():
     inbox = ActionInbox()
     inbox.put(SimpleNamespace(episode=1, step=3))
