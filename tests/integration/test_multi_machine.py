@@ -6,6 +6,7 @@ reaching the others only over the veth link. ROS_MASTER_URI and ROS_IP are set o
 README's section *Two machines* tells users to. One short collect -> train -> deploy run; the recorded files
 and the deployment's result are checked. Skipped (saying why) only where the machine forbids namespaces.
 """
+import contextlib
 import os
 import signal
 import subprocess
@@ -107,19 +108,17 @@ def _link_up(robot_ns, station_ns, subnet):
         assert done.returncode == 0, 'ip %s: %s' % (' '.join(command), done.stderr.strip())
 
 
-@pytest.fixture
-def two_machines(tmp_path):
-    """(robot PC, workstation), each a Machine; the robot PC runs the master. Everything is removed after the
-    test, also when it fails: the processes first (their whole groups), then the namespaces (with the veth)."""
-    why = namespaces_forbidden()
-    if why:
-        pytest.skip('network namespaces are not available: %s' % why)
+@contextlib.contextmanager
+def machines(home):
+    """(robot PC, workstation), each a Machine, the robot PC running the master. Everything is removed on the way
+    out, also when the body fails: the processes first (their whole groups, then any left in the namespaces),
+    then the namespaces (with the veth pair). AssertionError afterwards if anything outlived that."""
     pid = os.getpid()
     robot_ns, station_ns = 'plas_robot_%d' % pid, 'plas_ws_%d' % pid
     subnet = '10.200.%d' % (pid % 250 + 1)  # per test process: helpers running side by side do not meet
     master = 'http://%s.1:%d' % (subnet, MASTER_PORT)
-    robot = Machine(robot_ns, subnet + '.1', master, str(tmp_path / 'robot_pc'))
-    station = Machine(station_ns, subnet + '.2', master, str(tmp_path / 'workstation'))
+    robot = Machine(robot_ns, subnet + '.1', master, os.path.join(home, 'robot_pc'))
+    station = Machine(station_ns, subnet + '.2', master, os.path.join(home, 'workstation'))
     try:
         _link_up(robot_ns, station_ns, subnet)
         robot.start(['rosmaster', '--core', '-p', str(MASTER_PORT)], 'rosmaster')
@@ -132,9 +131,33 @@ def two_machines(tmp_path):
         leftovers = {ns: _kill_leftovers(ns) for ns in (station_ns, robot_ns)}
         for ns in (station_ns, robot_ns):
             _ip('netns', 'delete', ns)
-    left = [ns for ns in (robot_ns, station_ns) if ns in _ip('netns', 'list').stdout.split()]
-    assert not left, 'network namespaces left behind: %s' % left
-    assert not any(leftovers.values()), 'processes outlived their launch (killed): %s' % leftovers
+        left = [ns for ns in (robot_ns, station_ns) if ns in _ip('netns', 'list').stdout.split()]
+        assert not left, 'network namespaces left behind: %s' % left
+        assert not any(leftovers.values()), 'processes outlived their launch (killed): %s' % leftovers
+
+
+@pytest.fixture
+def two_machines(tmp_path):
+    why = namespaces_forbidden()
+    if why:
+        pytest.skip('network namespaces are not available: %s' % why)
+    with machines(str(tmp_path)) as pair:
+        yield pair
+
+
+def test_a_failing_test_leaves_no_namespace_and_no_process_behind(tmp_path):
+    why = namespaces_forbidden()
+    if why:
+        pytest.skip('network namespaces are not available: %s' % why)
+    with pytest.raises(RuntimeError, match='the test failed'):
+        with machines(str(tmp_path)) as (robot, station):
+            sleepers = [robot.start(['sleep', '600'], 'sleep'), station.start(['sleep', '600'], 'sleep')]
+            wait_for(lambda: all(_ip('netns', 'pids', m.name).stdout.split() for m in (robot, station)), 10,
+                     what='a process in each namespace')
+            raise RuntimeError('the test failed')
+    assert not any(s.running() for s in sleepers)
+    names = _ip('netns', 'list').stdout.split()
+    assert robot.name not in names and station.name not in names  # the veth pair lived only in them
 
 
 def node_address(machine, node):
