@@ -3,8 +3,9 @@ answers a step, and the gripper's retry policy. The env node supplies the transp
 `FreshSensors.store`, a service caller, the action subscriber that calls `ActionInbox.put`); everything that
 decides lives here and is tested without a master.
 
-Sensor data must be fresh: a reading older than `max_age` (or a topic that never published) ends the
-episode with an error, never with a made-up value. Every wait is bounded.
+Sensor data must be fresh: a step uses only readings taken after its last motion ended (by their stamps), and
+a topic silent for `max_age` (or one that never published) ends the episode with an error, never with a made-up
+value. Every wait is bounded.
 """
 import threading
 import time
@@ -17,32 +18,51 @@ DRIVER_SERVICES = (MOVE_TIP, MOVE_TO_START, GRIPPER_MOVE, GRIPPER_ACK)
 
 
 class FreshSensors:
-    """The latest message of every sensor with the (monotonic) time it arrived.
+    """The latest message of every sensor, with when its reading was taken and when it arrived.
 
-    `topics` maps a sensor name to the label used in messages (its topic name).
+    `topics` maps a sensor name to the label used in messages (its topic name). Freshness is judged by the
+    time a reading was *taken* (`store(..., taken=)`: the message's header stamp, on `stamp_clock`; by
+    default its arrival), so that a reading taken before a motion ended is never used after it, however late
+    it arrives. Staleness (`max_age`, every bounded wait) is judged on `clock`, by arrival.
     """
 
-    def __init__(self, topics, max_age, clock=time.monotonic, stopped=lambda: False):
+    def __init__(self, topics, max_age, clock=time.monotonic, stopped=lambda: False, stamp_clock=time.time):
         self.topics = dict(topics)
         self.max_age = float(max_age)
         self.clock = clock
+        self.stamp_clock = stamp_clock
         self.stopped = stopped
         self._latest = {}
         self._cond = threading.Condition()
 
-    def store(self, name, msg):
+    def store(self, name, msg, taken=None):
         with self._cond:
-            self._latest[name] = (msg, self.clock())
+            self._latest[name] = (msg, self.clock(), self.stamp_clock() if taken is None else float(taken))
             self._cond.notify_all()
 
+    def _silent(self, name, topic, since):
+        """Why `name` has no message that arrived after `since` (clock), or None."""
+        if name not in self._latest:
+            return '%s: no message yet' % topic
+        arrived = self._latest[name][1]
+        if arrived <= since:
+            return '%s: last message %.2f s old' % (topic, self.clock() - arrived)
+        return None
+
     def _problems(self, since):
-        now = self.clock()
+        problems = (self._silent(name, topic, since) for name, topic in self.topics.items())
+        return [p for p in problems if p]
+
+    def _not_taken_after(self, motion_end):
+        """What keeps the readings from being all taken after `motion_end` (stamp_clock)."""
         problems = []
         for name, topic in self.topics.items():
             if name not in self._latest:
                 problems.append('%s: no message yet' % topic)
-            elif self._latest[name][1] <= since:
-                problems.append('%s: last message %.2f s old' % (topic, now - self._latest[name][1]))
+                continue
+            before = motion_end - self._latest[name][2]
+            if before >= 0:
+                problems.append('%s: newest reading taken %.3f s before the last motion ended' % (topic, before))
         return problems
 
     def never_heard(self):
@@ -57,18 +77,18 @@ class FreshSensors:
         if problems:
             raise SensorError('stale sensor data (max age %.2f s): %s' % (self.max_age, '; '.join(problems)))
 
-    def wait_newer_than(self, since):
-        """The latest messages, once every topic has published after `since` (monotonic); SensorError after
-        max_age seconds without that."""
+    def wait_taken_after(self, motion_end):
+        """The latest messages, once every reading was taken after `motion_end` (stamp_clock); SensorError
+        after max_age seconds without that."""
         deadline = self.clock() + self.max_age
         with self._cond:
-            while self._problems(since):
+            while self._not_taken_after(motion_end):
                 remaining = deadline - self.clock()
                 if remaining <= 0 or self.stopped():
                     raise SensorError('stale sensor data (nothing new within %.2f s): %s'
-                                      % (self.max_age, '; '.join(self._problems(since))))
+                                      % (self.max_age, '; '.join(self._not_taken_after(motion_end))))
                 self._cond.wait(min(remaining, 0.1))
-            return {name: msg for name, (msg, _) in self._latest.items()}
+            return {name: msg for name, (msg, _, _) in self._latest.items()}
 
 
 class ActionInbox:
@@ -107,19 +127,20 @@ class DriverRobot(Robot):
     A failed gripper move is acknowledged and retried up to `wsg_retries` times (the authors' recovery).
     """
 
-    def __init__(self, call, sensors: FreshSensors, to_reading, width_speed, wsg_retries, log=None,
-                 clock=time.monotonic):
+    def __init__(self, call, sensors: FreshSensors, to_reading, width_speed, wsg_retries, log=None):
         self.call = call
         self.sensors = sensors
         self.to_reading = to_reading
         self.width_speed = float(width_speed)
         self.wsg_retries = int(wsg_retries)
         self.log = log or (lambda level, text: None)
-        self.clock = clock
-        self.last_motion = clock()
+        # the clock readings are stamped with (a robot that only moves, as a replay drives it, has no sensors)
+        self.stamp_clock = time.time if sensors is None else sensors.stamp_clock
+        self.last_motion = self.stamp_clock()
 
     def _moved(self):
-        self.last_motion = self.clock()
+        # The motion's reply is here, so the motion ended before now.
+        self.last_motion = self.stamp_clock()
 
     def move_tip(self, dy, dz):
         result = self.call(MOVE_TIP, float(dy), float(dz), 0.0)
@@ -143,7 +164,7 @@ class DriverRobot(Robot):
                          % (GRIPPER_MOVE, width_mm, self.wsg_retries, message))
 
     def read(self):
-        return self.to_reading(self.sensors.wait_newer_than(self.last_motion))
+        return self.to_reading(self.sensors.wait_taken_after(self.last_motion))
 
     def move_to_start(self):
         result = self.call(MOVE_TO_START)

@@ -53,6 +53,11 @@ class Arm:
         """One end-effector wrench reading: np.array([fx, fy, fz, tx, ty, tz]) in N and Nm."""
         raise NotImplementedError
 
+    def wrench_readings(self):
+        """The wrench readings taken since the previous call, oldest first (a sensor sampled faster than the
+        driver polls gives several; the Sawyer's endpoint state gives its latest one)."""
+        return [self.wrench()]
+
     def move_tip(self, dy, dz, dpitch=0.0):
         """Move the tip by a relative step in the sliding plane; returns MoveResult."""
         raise NotImplementedError
@@ -110,17 +115,26 @@ class SafetyBox:
 
 
 class WrenchMedianFilter:
-    """Per-component median of the last `window` wrench readings (the authors used 10)."""
+    """Per-component median of the last `window` wrench readings (the authors used 10), with the time each
+    reading was taken: `oldest` is when the oldest reading in the median was taken (what a median may be
+    stamped with, so that a stamp after a move means every reading in it came after the move)."""
 
     def __init__(self, window=ROBOT['wrench_median_window']):
         if int(window) < 1:
             raise ValueError('median window must be at least 1, got %r' % (window,))
         self._readings = collections.deque(maxlen=int(window))
+        self._taken = collections.deque(maxlen=int(window))
 
-    def add(self, wrench):
-        """Add one reading (6 finite numbers); returns the current median."""
+    def add(self, wrench, taken=None):
+        """Add one reading (6 finite numbers) taken at `taken` (any time value); returns the current median."""
         self._readings.append(_finite_vector(wrench, 6, 'wrench reading'))
+        self._taken.append(taken)
         return self.value()
+
+    @property
+    def oldest(self):
+        """When the oldest reading in the window was taken (None before the first)."""
+        return self._taken[0] if self._taken else None
 
     def value(self):
         """The median of the readings so far, or None before the first one."""
@@ -138,6 +152,7 @@ class WrenchMedianFilter:
 
     def clear(self):
         self._readings.clear()
+        self._taken.clear()
 
 
 # ------------------------------------------------------------------------------------------ rotations

@@ -42,6 +42,7 @@ class ArmNode:
         self.frame_id = frame_id
         self.tip_frame_id = tip_frame_id
         self.filter = WrenchMedianFilter(window)
+        self._moved_at = rospy.Time(0)  # when the last move ended: readings taken before it are not filtered
         self.read_errors = 0
         self.move_errors = 0
         self.reading_ok = False
@@ -67,9 +68,11 @@ class ArmNode:
         self.wrench_pub.unregister()
 
     def _restart_filter(self):
-        # Readings from before a move describe another contact: the next median uses only new ones.
+        # Readings from before a move describe another contact: the next median uses only new ones (also a
+        # reading the loop took while the move ran and adds after this).
         with self._filter_lock:
             self.filter.clear()
+            self._moved_at = rospy.Time.now()
 
     def _failed(self, what, exc):
         self.move_errors += 1
@@ -100,10 +103,10 @@ class ArmNode:
                                % (pose[1], pose[2], pose[3]))
 
     def publish_once(self):
-        stamp = rospy.Time.now()
+        stamp = rospy.Time.now()  # taken before the readings: no reading stamped after a move predates it
         try:
             tip = self.arm.tip_reading()
-            wrench = self.arm.wrench()
+            wrenches = self.arm.wrench_readings()
         except (ArmError, ValueError) as exc:
             self.read_errors += 1
             self.reading_ok = False
@@ -116,11 +119,14 @@ class ArmNode:
         self._publish_pose(tip, stamp)
         self._publish_tip_frame(tip, stamp)
         with self._filter_lock:
-            self.filter.add(wrench)
-            full = self.filter.full
+            if stamp < self._moved_at:
+                return  # read while a move ran
+            for wrench in wrenches:
+                self.filter.add(wrench, stamp)
+            full, oldest = self.filter.full, self.filter.oldest
             median = self.filter.value()
-        if full:
-            self._publish_wrench(median, stamp)
+        if full and wrenches:
+            self._publish_wrench(median, oldest)
 
     def _note_error(self, text):
         if self.monitor is not None:

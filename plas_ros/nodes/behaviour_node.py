@@ -28,8 +28,9 @@ class BehaviourNode:
         rospy.on_shutdown(self.close)
         self.episode = None
         self.last = None  # (episode, step, action) of the last answer
-        self.pub = rospy.Publisher('/cloth/action', Action, queue_size=10)
-        self.sub = rospy.Subscriber('/cloth/observation', Observation, self.on_observation, queue_size=1)
+        self.pub = rospy.Publisher('/cloth/action', Action, queue_size=10, tcp_nodelay=True)
+        self.sub = rospy.Subscriber('/cloth/observation', Observation, self.on_observation, queue_size=1,
+                                    tcp_nodelay=True)
         self.transitions = None
         if self.policy.learns:  # its replay buffer: the transitions the recorder writes
             self.transitions = rospy.Subscriber('/cloth/transition', Transition, self.on_transition,

@@ -74,7 +74,7 @@ class RosTransport(Transport):
         self.inbox = ActionInbox(stopped=rospy.is_shutdown)
         self.obs_pub = rospy.Publisher('/cloth/observation', Observation, queue_size=1)
         self.transition_pub = rospy.Publisher('/cloth/transition', Transition, queue_size=100)
-        self.action_sub = rospy.Subscriber('/cloth/action', Action, self.inbox.put, queue_size=10)
+        self.action_sub = rospy.Subscriber('/cloth/action', Action, self.inbox.put, queue_size=10, tcp_nodelay=True)
 
     def _publish_observation(self, episode, step, observation):
         msg = Observation(episode=episode, step=step, data=np.asarray(observation).tolist())
@@ -124,8 +124,10 @@ class EnvNode:
         self.min_subscribers = p['wait_for_recorder']
         topics = sensor_topics(p['tactile_source'])
         self.sensors = FreshSensors({name: topic for name, (topic, _) in topics.items()},
-                                    p['sensor_max_age'], stopped=rospy.is_shutdown)
-        self._subs = [rospy.Subscriber(topic, cls, self._store, callback_args=name, queue_size=1)
+                                    p['sensor_max_age'], stopped=rospy.is_shutdown,
+                                    stamp_clock=lambda: rospy.Time.now().to_sec())
+        # tcp_nodelay: a reading is awaited after every move, so Nagle's algorithm must not hold it back
+        self._subs = [rospy.Subscriber(topic, cls, self._store, callback_args=name, queue_size=1, tcp_nodelay=True)
                       for name, (topic, cls) in topics.items()]
         to_reading = functools.partial(reading_from_messages, tactile_topic=topics['tactile'][0])
         robot = DriverRobot(ServiceCaller(SERVICE_TYPES, p['service_timeout'], RobotError), self.sensors, to_reading,
@@ -142,7 +144,7 @@ class EnvNode:
     def _store(self, msg, name):
         if name == 'gripper' and not msg.connected:
             return  # a driver without a link publishes stale values: not a reading
-        self.sensors.store(name, msg)
+        self.sensors.store(name, msg, taken=msg.header.stamp.to_sec())
 
     @staticmethod
     def _log(level, text):

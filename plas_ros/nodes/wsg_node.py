@@ -99,7 +99,7 @@ class WsgNode:
 
     def publish_frame(self, finger, cells):
         msg = TactileFrame(rows=TACTILE_ROWS, cols=TACTILE_COLS, data=list(cells))
-        msg.header.stamp = rospy.Time.now()
+        msg.header.stamp = rospy.Time.from_sec(self.poller.requested_at)  # the reading is no older than this
         msg.header.frame_id = finger_frame(self.frame_id, finger)
         self.finger_pubs[finger].publish(msg)
         self.finger_images[finger].publish(cells_array(msg.data, TACTILE_ROWS, TACTILE_COLS), msg.header)

@@ -8,7 +8,9 @@ Wire format, one JSON object per line (UTF-8, '\\n'-terminated):
     request  {"id": 7, "method": "move_hand", "params": {"position": [x, y, z], "orientation": [x, y, z, w]}}
     reply    {"id": 7, "result": {"hand": {"position": [...], "orientation": [...]}, "clipped": false}}
     or       {"id": 7, "error": "what went wrong"}
-Methods: ping, hand_pose, wrench, workspace (the world's safety box), move_hand, move_to_start (returns the
+Methods: ping, hand_pose, wrench (one reading), wrench_samples (every reading the simulated force sensor took, at
+config/sim.yaml wrench.sample_rate_hz, since the previous request and since the last motion ended; at most
+MAX_WRENCH_SAMPLES, oldest first), workspace (the world's safety box), move_hand, move_to_start (returns the
 hand pose). A bad line gets an error reply and the connection stays open; the server never dies of a client.
 A motion request is executed once per request line: the client never resends one (a move is not idempotent).
 Bounds (config/sim_arm.yaml rpc): a line longer than max_line_bytes gets an error reply and closes the connection
@@ -21,6 +23,7 @@ import select
 import socket
 import socketserver
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +45,7 @@ from plas_ros.hardware.arm import (
 PLANE_TOLERANCE_M = 1e-3    # a hand target whose tip leaves the sliding plane by more is refused
 TURN_TOLERANCE_DEG = 0.05   # ... and one that turns the gripper other than about its pitch axis
 MOTIONS = ('move_hand', 'move_to_start')  # never resent
+MAX_WRENCH_SAMPLES = 100    # readings one wrench_samples reply carries at most (older ones are dropped)
 
 
 @dataclass(frozen=True)
@@ -75,11 +79,17 @@ class ClothArm(Arm):
     """
 
     def __init__(self, cloth, lock, tip_offset=ROBOT['tip_offset'],
-                 reference_orientation=ROBOT['reference_orientation']):
+                 reference_orientation=ROBOT['reference_orientation'], clock=time.monotonic):
         self._cloth = cloth
         self._lock = lock
         self.tip_frame = TipFrame(tip_offset)
         self.reference = PitchReference(reference_orientation)
+        self._clock = clock
+        self._sampled_until = clock()  # the force sensor's readings up to here have been handed out
+
+    def _moved(self):
+        """(under the lock) Readings before the end of a motion describe another contact: none is handed out."""
+        self._sampled_until = self._clock()
 
     def tip_pose(self):
         with self._lock:
@@ -89,15 +99,27 @@ class ClothArm(Arm):
         with self._lock:
             return self._cloth.wrench()
 
+    def wrench_samples(self):
+        """The readings the force sensor took since the previous call and the last motion (the world between
+        two motions of the arm is the one that is read now), oldest first, at most MAX_WRENCH_SAMPLES."""
+        period = 1.0 / self._cloth.config.sample_rate_hz
+        with self._lock:
+            due = int((self._clock() - self._sampled_until) / period)
+            self._sampled_until += due * period
+            return [self._cloth.wrench() for _ in range(min(due, MAX_WRENCH_SAMPLES))]
+
     def move_tip(self, dy, dz, dpitch=0.0):
         with self._lock:
-            return self._cloth.move_tip(dy, dz, dpitch)
+            result = self._cloth.move_tip(dy, dz, dpitch)
+            self._moved()
+            return result
 
     def move_to_start(self):
         with self._lock:
             width = self._cloth.width_mm
             pose = self._cloth.reset()
             self._cloth.set_width(width)
+            self._moved()
             return pose
 
     def workspace(self):
@@ -129,6 +151,7 @@ class ClothArm(Arm):
                 raise ValueError('hand orientation %r turns the gripper %.2f deg other than about its pitch axis'
                                  % (tuple(orientation.tolist()), turn))
             result = self._cloth.move_tip(tip[1] - current[1], tip[2] - current[2], pitch - current[3])
+            self._moved()
             return self.hand_of(result.pose), result.clipped
 
 
@@ -156,6 +179,8 @@ def dispatch(arm, method, params):
         return arm.hand_pose()
     if method == 'wrench':
         return np.asarray(arm.wrench()).tolist()
+    if method == 'wrench_samples':
+        return [np.asarray(w).tolist() for w in arm.wrench_samples()]
     if method == 'workspace':
         return arm.workspace()
     if method == 'move_hand':
@@ -371,6 +396,12 @@ class SimArmClient(TipArm):
 
     def wrench(self):
         return np.array(self.call('wrench'), dtype=np.float64)
+
+    def wrench_readings(self):
+        result = self.call('wrench_samples')
+        if not isinstance(result, list):
+            raise ArmError('simulated arm: wrench_samples returned %r' % (result,))
+        return [np.array(w, dtype=np.float64) for w in result]
 
     def move_to_start(self):
         self._hand(self.call('move_to_start'), 'move_to_start')

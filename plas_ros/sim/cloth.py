@@ -94,6 +94,7 @@ class ClothConfig:
     lateral_fraction: float
     lever_m: Tuple[float, float, float]
     torque_noise_nm: float
+    sample_rate_hz: float      # the simulated force sensor's sampling rate (the arm twin's wrench_samples)
 
     @property
     def safety_box(self):

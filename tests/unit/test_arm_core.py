@@ -151,3 +151,13 @@ def test_bounded_call_gives_up_on_a_late_answer():
     assert time.monotonic() - start < 1.0
     with pytest.raises(KeyError):
         bounded_call(lambda: {}['missing'], 1.0, 'failing')
+
+
+def test_the_median_filter_knows_when_its_oldest_reading_was_taken():
+    filt = WrenchMedianFilter(3)
+    assert filt.oldest is None
+    for taken in (1.0, 2.0, 3.0, 4.0):
+        filt.add([0.0] * 6, taken)
+    assert filt.full and filt.oldest == 2.0             # the window holds the readings of 2, 3 and 4
+    filt.clear()
+    assert filt.oldest is None and len(filt) == 0

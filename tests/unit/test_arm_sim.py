@@ -205,3 +205,28 @@ def test_a_move_is_never_resent_on_a_late_or_lost_reply(mode):
     finally:
         client.close()
         server.stop()
+
+
+def test_the_force_sensor_hands_out_the_readings_taken_since_the_last_request_and_motion():
+    now = [100.0]
+    cloth = ClothSim(seed=22)
+    arm = ClothArm(cloth, threading.Lock(), clock=lambda: now[0])
+    period = 1.0 / cloth.config.sample_rate_hz
+    now[0] += 10.5 * period
+    assert len(arm.wrench_samples()) == 10              # ten sample instants passed
+    assert arm.wrench_samples() == []                   # nothing new since
+    now[0] += 3 * period
+    arm.move_tip(0.01, 0.0)                             # the three taken during the move are never handed out
+    now[0] += 2.2 * period
+    samples = arm.wrench_samples()
+    assert len(samples) == 2 and all(np.asarray(s).shape == (6,) for s in samples)
+    assert samples[0].tolist() != samples[1].tolist()  # independent readings (their own noise)
+    now[0] += 1000 * period
+    assert len(arm.wrench_samples()) == 100             # MAX_WRENCH_SAMPLES, the newest
+
+
+def test_the_client_fetches_the_batch_of_readings(served):
+    _, _, client, _ = served
+    time.sleep(0.02)
+    readings = client.wrench_readings()
+    assert readings and all(r.shape == (6,) and np.all(np.isfinite(r)) for r in readings)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from plas_ros.data.episodes import ERROR, TERMINAL, TIMEOUT
-from plas_ros.env.remote import GRIPPER_ACK, GRIPPER_MOVE, ActionInbox, DriverRobot, FreshSensors
+from plas_ros.env.remote import GRIPPER_ACK, GRIPPER_MOVE, MOVE_TIP, ActionInbox, DriverRobot, FreshSensors
 from plas_ros.env.runner import EpisodeRunner, Session, Transport
 from plas_ros.env.task import RobotError, SensorError
 
@@ -177,13 +177,35 @@ def test_fresh_sensors_name_every_stale_or_silent_topic():
 def test_a_reading_must_be_newer_than_the_last_motion_and_the_wait_is_bounded():
     sensors = FreshSensors({'tactile': '/dsa/frame'}, max_age=0.2)
     sensors.store('tactile', 'old')
-    since = time.monotonic()
+    since = time.time()
     started = time.monotonic()
     with pytest.raises(SensorError, match='nothing new within 0.20 s'):
-        sensors.wait_newer_than(since)
+        sensors.wait_taken_after(since)
     assert time.monotonic() - started < 1.0
     threading.Timer(0.05, sensors.store, args=('tactile', 'new')).start()
-    assert sensors.wait_newer_than(since) == {'tactile': 'new'}
+    assert sensors.wait_taken_after(since) == {'tactile': 'new'}
+
+
+def test_a_reading_stamped_before_the_move_ended_is_never_used_however_late_it_arrives():
+    stamps = FakeClock()
+    sensors = FreshSensors({'tactile': '/dsa/frame', 'wrench': '/arm/wrench'}, max_age=0.2, stamp_clock=stamps)
+    calls = []
+    robot = DriverRobot(lambda name, *args: calls.append(name) or SimpleNamespace(success=True), sensors,
+                        to_reading=dict, width_speed=70.0, wsg_retries=0)
+    stamps.now = 200.0
+    robot.move_tip(0.01, 0.0)                                # the move's reply came at 200.0
+    sensors.store('tactile', 'before the move', taken=199.99)  # arrives now, taken while the arm moved
+    sensors.store('wrench', 'after the move', taken=200.01)
+    threading.Timer(0.05, sensors.store, args=('tactile', 'after the move'), kwargs={'taken': 200.02}).start()
+    assert robot.read() == {'tactile': 'after the move', 'wrench': 'after the move'}
+    stamps.now = 201.0
+    robot.set_width(2.0)                                     # every motion, the gripper's too
+    sensors.store('tactile', 'late', taken=200.99)
+    sensors.store('wrench', 'late', taken=201.0)             # taken at the very instant: not after it
+    with pytest.raises(SensorError, match=r'/dsa/frame: newest reading taken 0.010 s before the last motion ended;'
+                                          r' /arm/wrench: newest reading taken 0.000 s before'):
+        robot.read()
+    assert calls == [MOVE_TIP, GRIPPER_MOVE]
 
 
 def test_the_action_inbox_returns_only_the_answer_to_the_asked_step():

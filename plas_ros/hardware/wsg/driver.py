@@ -442,7 +442,8 @@ class TactilePoller:
     """Reads each of `fingers` (0x63 / 0x73) every 1/`rate` s and calls `on_frame(finger, cells)` with each
     valid frame (84 raw cells, row-major). While the link is down it waits. A finger that answers with an
     error status, or with a reply of the wrong size, is logged naming it (throttled), counted in
-    `driver.counters.finger_errors[finger]`, and nothing is handed on for it."""
+    `driver.counters.finger_errors[finger]`, and nothing is handed on for it. During `on_frame`,
+    `requested_at` is when (time.time()) that frame was asked for: the gripper read it no earlier."""
 
     def __init__(self, driver: WsgDriver, rate, on_frame, fingers=None):
         self.driver = driver
@@ -450,6 +451,7 @@ class TactilePoller:
         self.rate = _positive(rate, 'tactile_rate (Hz)')
         self.fingers = check_fingers(driver.tactile_fingers if fingers is None else fingers)
         self.on_frame = on_frame
+        self.requested_at = None
         self._closing = threading.Event()
         self._thread = None
 
@@ -481,6 +483,7 @@ class TactilePoller:
     def poll(self, finger):
         """One read of `finger`; True if a frame was handed on."""
         counters = self.driver.counters
+        requested_at = time.time()
         try:
             cells = self.client.finger_data(finger)
         except WsgLinkError:
@@ -493,5 +496,6 @@ class TactilePoller:
                                  % (finger, counters.finger_errors[finger], exc, finger))
             return False
         counters.finger_frames[finger] += 1
+        self.requested_at = requested_at
         self.on_frame(finger, cells)
         return True
