@@ -70,7 +70,28 @@ def read_checkpoint_config(directory):
         raise ValueError('%s: not a plas_ros checkpoint configuration (needs keys %s)' % (path, ', '.join(required)))
     if config['format'] != FORMAT:
         raise ValueError('%s: format %r, expected %r' % (path, config['format'], FORMAT))
+    check_dims_and_bounds(config, path)
     return config
+
+
+def check_dims_and_bounds(config, where):
+    """Sizes that are positive integers, bounds of act_dim finite numbers with low <= high: a clear error else."""
+    for name in ('obs_dim', 'act_dim'):
+        if isinstance(config[name], bool) or not isinstance(config[name], int) or config[name] < 1:
+            raise ValueError('%s: %s must be a positive integer, got %r' % (where, name, config[name]))
+    bounds = []
+    for name in ('action_low', 'action_high'):
+        try:
+            bound = np.asarray(config[name], dtype=np.float64)
+        except (TypeError, ValueError):
+            bound = np.full(0, np.nan)
+        if bound.shape != (config['act_dim'],) or not np.all(np.isfinite(bound)):
+            raise ValueError('%s: %s must be %d finite numbers, got %r'
+                             % (where, name, config['act_dim'], config[name]))
+        bounds.append(bound)
+    if np.any(bounds[0] > bounds[1]):
+        raise ValueError('%s: action_low %s exceeds action_high %s' % (where, config['action_low'],
+                                                                       config['action_high']))
 
 
 def read_weights(directory):
@@ -116,6 +137,7 @@ def load_policy(directory, obs_dim=None, act_dim=None) -> Policy:
     cfg = config_from_dict(train_section(config), source=str(directory))
     algorithm = build_algorithm(cfg, int(config['obs_dim']), int(config['act_dim']), config['action_low'],
                                 config['action_high'], seeds=[int(config.get('seed', 0))])
+    built = {name: buffer.clone() for name, buffer in algorithm.named_buffers()}  # what config.yaml's bounds give
     try:
         algorithm.load_seed_state(read_weights(directory))
     except ValueError as exc:
@@ -123,4 +145,8 @@ def load_policy(directory, obs_dim=None, act_dim=None) -> Policy:
     for name, tensor in algorithm.state_dict().items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise ValueError('%s: weights %s hold NaN/inf' % (directory, name))
+    for name, buffer in algorithm.named_buffers():  # the heads' action bounds: stored twice, must agree
+        if not torch.equal(buffer, built[name]):
+            raise ValueError('%s: weights buffer %s disagrees with the action bounds of config.yaml'
+                             % (directory, name))
     return Policy(algorithm, config)
