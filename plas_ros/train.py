@@ -8,6 +8,7 @@ import sys
 
 import torch
 
+from plas_ros import normaliser
 from plas_ros.algos.config import ALGOS, load_config
 from plas_ros.algos.trainer import Trainer, seed_dirs, summary_line
 from plas_ros.data.loader import load_datasets
@@ -45,6 +46,9 @@ def build_parser():
     p.add_argument('--obs-dim', type=int, help='expected observation size (checked against the files)')
     p.add_argument('--act-dim', type=int, help='expected action size (checked against the files)')
     p.add_argument('--no-progress', action='store_true', help='no tqdm bar')
+    p.add_argument('--obs-normalise', action='store_true', default=None,
+                   help='train on observations normalised by the dataset\'s mean and std, stored with the policy '
+                   '(default: config/train.yaml normaliser.enabled)')
     return p
 
 
@@ -63,6 +67,7 @@ def main(argv=None):
             # gamma scores the critic against the returns; behaviour cloning has neither critic nor gamma.
             evaluator = Evaluator(load_env_factory(args.eval_env), episodes=max(cfg.eval_episodes, 1),
                                   gamma=getattr(cfg, 'gamma', None), seed=seeds[0])
+        evaluator, obs_normaliser = normaliser.prepare(args.obs_normalise, dataset, evaluator)
     except (DatasetError, ValueError, OSError, ImportError) as exc:
         sys.exit('error: %s' % exc)
     if cfg.threads:
@@ -77,6 +82,7 @@ def main(argv=None):
     finally:
         if evaluator is not None:
             evaluator.close()
+    normaliser.store(obs_normaliser, summary['out_dirs'])
     print(summary_line(summary), flush=True)
     return 0
 

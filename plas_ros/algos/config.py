@@ -26,7 +26,7 @@ from plas_ros.config import ConfigError, config_path, load_yaml
 
 DEFAULTS_FILE = 'train.yaml'
 # Sections of config/train.yaml besides one per algorithm: the shared defaults, the train_offline node's parameters.
-OTHER_SECTIONS = ('defaults', 'node', 'evaluation')  # evaluation: plas_ros.env.evaluation's
+OTHER_SECTIONS = ('defaults', 'node', 'evaluation', 'normaliser')  # evaluation: plas_ros.env.evaluation's
 
 
 @dataclass
