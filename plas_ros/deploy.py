@@ -6,7 +6,7 @@ For every observation the core decides: an action, or nothing and why. Nothing i
 - the observation's stamp is missing, older than `max_obs_age`, or as far in the future;
 - a part of the observation lies outside its plausible range (ObservationRanges: taxels beyond full scale, a
   force beyond the sensor's range, the tip outside the safety box, the pitch beyond its bound);
-- the policy returns a value that is not finite (a broken checkpoint must not move the arm).
+- the policy returns a value that is not finite, or fails (a broken checkpoint must not move the arm).
 The envelope belongs to the robot, not to the checkpoint: it is the task's action space (plas_ros.env.layout,
 the gym env's action_space, what the env node accepts). A policy whose bounds are wider is refused
 (check_policy_bounds); every action is clipped to the configured bounds (never wider than the policy's, so never
@@ -37,6 +37,7 @@ NO_STAMP = 'observation has no header stamp'
 STALE = 'observation is too old'
 FUTURE = 'observation stamp is in the future'
 POLICY_NOT_FINITE = 'policy returned a value that is not finite'
+POLICY_FAILED = 'policy failed'
 IMPLAUSIBLE = 'observation outside its plausible range'
 OUTSIDE_ENVELOPE = 'action outside the robot envelope'
 
@@ -293,7 +294,7 @@ class Decision(NamedTuple):
     action: Optional[np.ndarray]   # float32 (act_dim,), within bounds; None: publish nothing
     reason: Optional[str]          # why there is no action (None when there is one)
     clipped: bool = False          # the policy's raw action lay outside the bounds
-    detail: Optional[str] = None   # for IMPLAUSIBLE: which part of the observation, and its value
+    detail: Optional[str] = None   # IMPLAUSIBLE: which part of the observation, its value; POLICY_FAILED: why
 
 
 class InferenceCore:
@@ -319,7 +320,10 @@ class InferenceCore:
         if reason:
             detail = self.gate.ranges.violation(self._obs) if reason == IMPLAUSIBLE else None
             return Decision(None, reason, detail=detail)
-        raw = np.asarray(self.policy.act(self._obs), dtype=np.float32).reshape(-1)
+        try:
+            raw = np.asarray(self.policy.act(self._obs), dtype=np.float32).reshape(-1)
+        except (ValueError, RuntimeError) as error:  # a broken network (or TorchScript program): nothing moves
+            return Decision(None, POLICY_FAILED, detail=str(error).splitlines()[0] if str(error) else None)
         if raw.shape != self.gate.action_low.shape or not np.all(np.isfinite(raw)):
             return Decision(None, POLICY_NOT_FINITE)
         action = self.gate.clip(raw)

@@ -75,8 +75,12 @@ class Policy:
     def act(self, obs):
         batch, single = self._check_obs(obs)
         with torch.no_grad():
-            action = self._network(torch.from_numpy(batch)).numpy()
-        action = np.clip(action, self.action_low, self.action_high).astype(np.float32)
+            action = self._network(torch.from_numpy(batch))
+        if not isinstance(action, torch.Tensor) or tuple(action.shape) != (len(batch), self.act_dim):
+            raise ValueError('the %s network answered %s for %d observations, not (%d, %d) actions'
+                             % (self.algo, tuple(getattr(action, 'shape', ())) or type(action).__name__, len(batch),
+                                len(batch), self.act_dim))
+        action = np.clip(action.numpy(), self.action_low, self.action_high).astype(np.float32)
         return action[0] if single else action
 
     def _check_obs(self, obs):

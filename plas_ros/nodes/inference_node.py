@@ -77,7 +77,8 @@ class InferenceNode:
 
     def report(self, decision, msg):
         if decision.reason != deploy.IMPLAUSIBLE:
-            self.dropped.report(decision.reason)
+            detail = '' if decision.detail is None else ': ' + decision.detail
+            self.dropped.report(decision.reason + detail)
         elif self.implausible.first(msg.episode, deploy.IMPLAUSIBLE):
             rospy.logwarn('episode %d step %d: publishing no action: %s: %s (said once per episode)', msg.episode,
                           msg.step, decision.reason, decision.detail)

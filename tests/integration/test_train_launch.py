@@ -53,6 +53,15 @@ def test_eval_false_passes_no_evaluation_options():
     assert '--eval-env' not in argv and cfg.algo == 'bc' and argv[argv.index('--seed') + 1] == '3'
 
 
+def test_obs_normalise_launch_argument_reaches_the_trainer():
+    from plas_ros import train
+    argv, _ = resolved_config(obs_normalise='true')
+    assert train.build_parser().parse_args(argv).obs_normalise is True
+    for args in ({}, {'obs_normalise': 'false'}):  # empty: config/train.yaml normaliser.enabled decides (off)
+        argv, _ = resolved_config(**args)
+        assert '--obs-normalise' not in argv and train.build_parser().parse_args(argv).obs_normalise is None
+
+
 def test_train_offline_launch_trains_with_the_presets_eval_every(roslaunch, tmp_path):
     out = str(tmp_path / 'run')
     launch = roslaunch('train_offline.launch', config='config/train_mujoco.yaml', dataset=DATASET, out=out,

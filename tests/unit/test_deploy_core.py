@@ -143,6 +143,16 @@ def test_policy_returning_nan_publishes_nothing():
     assert core.decide(obs(), NOW, NOW) == (None, deploy.POLICY_NOT_FINITE, False, None)
 
 
+def test_policy_that_fails_publishes_nothing_and_says_why():
+    policy = LinearPolicy()
+
+    def broken(_obs):
+        raise ValueError('the td3 network answered (1, 3) for 1 observations, not (1, 2) actions')
+    policy.act = broken
+    decision = make_core(policy).decide(obs(), NOW, NOW)
+    assert decision.action is None and decision.reason == deploy.POLICY_FAILED and '(1, 3)' in decision.detail
+
+
 def test_policy_with_another_observation_size_is_refused():
     policy = LinearPolicy(obs_dim=10)
     gate = deploy.SafetyGate(layout.OBS_DIM, [-1, -1], [1, 1], 0.25, enabled=True)

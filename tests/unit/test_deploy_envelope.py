@@ -1,5 +1,6 @@
-"""The envelope belongs to the robot: crafted checkpoints (bounds, buffers, weights, config) and 10 000 random
-observations through the deployed core (plas_ros.deploy.build_core, what the inference node runs), no ROS.
+"""The envelope belongs to the robot: crafted checkpoints (bounds, buffers, weights, config; exported TorchScript
+files and programs) and 10 000 random observations through the deployed core (plas_ros.deploy.build_core, what
+the inference node runs), no ROS.
 
 Property: no action outside the task's action space, ever; a checkpoint whose bounds are wider is refused at
 load; an observation outside its plausible range never reaches the policy. The README's reliability figures
@@ -14,10 +15,12 @@ import torch
 import yaml
 
 from plas_ros import deploy
+from plas_ros import policy as policy_module
 from plas_ros.algos.checkpoint import save_checkpoint
 from plas_ros.algos.config import ALGOS, fields_of, load_config
 from plas_ros.algos.registry import build_algorithm
 from plas_ros.env import layout
+from plas_ros.policy import export_torchscript
 from tests.helpers.deploy import plausible_observations
 
 OBSERVATIONS = 10000
@@ -89,6 +92,34 @@ CRAFTS = {
 }
 
 
+class ConstantProgram(torch.nn.Module):
+    """A TorchScript program that ignores its input: whatever an exported file's code computes, the gate holds."""
+
+    def __init__(self, value: float, width: int):
+        super().__init__()
+        self.value, self.width = value, width
+
+    def forward(self, obs):
+        return torch.full((obs.shape[0], self.width), self.value)
+
+
+def write_program(path, value, low=TASK_LOW, high=TASK_HIGH, width=2):
+    meta = {'format': policy_module.SCRIPT_FORMAT, 'version': 1, 'algo': 'td3', 'obs_dim': layout.OBS_DIM,
+            'act_dim': layout.ACT_DIM, 'action_low': [float(v) for v in low], 'action_high': [float(v) for v in high]}
+    torch.jit.save(torch.jit.script(ConstantProgram(value, width)), path,
+                   _extra_files={policy_module.SCRIPT_META: yaml.safe_dump(meta)})
+    return path
+
+
+# name -> (file writer, whether build_core refuses it, the bounds its actions keep to) of crafted TorchScript files
+PROGRAMS = {
+    'program answering 13.3': (lambda p: write_program(p, 13.3), False),
+    'program answering 13.3, wide metadata': (lambda p: write_program(p, 13.3, *WIDE), True),
+    'program answering NaN': (lambda p: write_program(p, float('nan')), False),
+    'program answering 3 values': (lambda p: write_program(p, 0.5, width=3), False),
+}
+
+
 def crafted(tmp_path):
     """(algo, craft, directory, the bounds a loaded policy must keep to) for every algorithm and craft, the
     genuinely narrow checkpoint (trained within narrower bounds: allowed, and its bounds used) and the genuinely
@@ -103,6 +134,14 @@ def crafted(tmp_path):
         yield algo, 'narrow bounds', directory, NARROW
         directory = write_checkpoint(str(tmp_path / ('%s_wide' % algo)), algo, *WIDE)
         yield algo, 'trained within wide bounds', directory, WIDE
+        if algo not in policy_module.SAMPLING_ALGOS:
+            yield algo, 'exported', export_torchscript(write_checkpoint(str(tmp_path / (
+                '%s_export' % algo)), algo), str(tmp_path / ('%s.pt' % algo))), (TASK_LOW, TASK_HIGH)
+            yield algo, 'exported within wide bounds', export_torchscript(directory, str(
+                tmp_path / ('%s_wide.pt' % algo))), WIDE
+    for name, (write, _) in PROGRAMS.items():
+        yield 'torchscript', name, write(str(tmp_path / ('program_%d.pt' % len(os.listdir(str(tmp_path)))))), (
+            TASK_LOW, TASK_HIGH)
 
 
 def random_observations(rng, count):
@@ -161,6 +200,10 @@ def test_no_crafted_checkpoint_makes_an_action_outside_the_envelope(tmp_path, ob
                  'narrow config over wide weights'):
         assert [a for a, n in refused if n == name] == list(ALGOS), name
     assert 'sound' not in refused_crafts and 'narrow bounds' not in refused_crafts
+    deterministic = [a for a in ALGOS if a not in policy_module.SAMPLING_ALGOS]
+    assert [a for a, n in refused if n == 'exported within wide bounds'] == deterministic
+    assert 'exported' not in refused_crafts
+    assert {n for a, n in refused if a == 'torchscript'} == {n for n, (_, no) in PROGRAMS.items() if no}
     assert actions > len(ALGOS) * 4 * 0.4 * len(observations)  # the accepted ones did act on the plausible half
 
 
