@@ -249,3 +249,24 @@ def test_absurd_observation_gets_no_action_and_is_named_once_per_episode(sim_nod
              what='the report of the next episode')
     assert 'episode 1 step 0: publishing no action' in proc.output
     assert link.answer(1, 0, timeout=QUIET) is None
+
+
+def test_exported_torchscript_policy_acts_behind_the_same_gate(rospy_node, ros_home, checkpoint, policy, tmp_path):
+    from plas_ros.policy import export_torchscript
+    exported = export_torchscript(checkpoint, str(tmp_path / 'policy.pt'))
+    proc = start_node(ros_home, 'inference_script', exported, sim='true')
+    link = Link(rospy_node)
+    try:
+        link.connect('inference_script', proc)
+        for step in range(3):
+            obs = observation(step)
+            link.send(obs, step=step)
+            action = link.answer(0, step)
+            assert action is not None, digest(proc.output)
+            np.testing.assert_allclose(action.data, policy.act(obs), rtol=1e-5, atol=1e-6)
+        absurd = observation(9)
+        absurd[layout.PITCH] = 40.0  # 1200 degrees
+        expect_rejected(link, proc, absurd, 'pitch_deg_over_30[0] (observation index 88) = 40', step=10)
+    finally:
+        link.close()
+        proc.stop()
