@@ -174,7 +174,7 @@ class ObservationRanges:
 
     def violation(self, obs):
         """None when every value of `obs` (float32, finite) is plausible, else which part and value is not."""
-        if np.all(obs >= self.low) and np.all(obs <= self.high):
+        if (obs >= self.low).all() and (obs <= self.high).all():  # the methods: half the time of np.all's dispatch
             return None
         index = int(np.flatnonzero((obs < self.low) | (obs > self.high))[0])
         name, start, _, low, high = next(p for p in self.parts if p[1] <= index < p[2])
@@ -217,6 +217,7 @@ class SafetyGate:
         self.envelope_low, self.envelope_high = envelope if envelope is not None else task_envelope()
         self.action_low, self.action_high = check_policy_bounds(
             action_low, action_high, (self.envelope_low, self.envelope_high), what="the gate's")
+        self._envelope = list(zip(self.envelope_low.tolist(), self.envelope_high.tolist()))
         self.ranges = ranges if ranges is not None else load_observation_ranges()
         if self.ranges.obs_dim != self.obs_dim:
             raise ValueError('the observation ranges cover %d values but the gate takes %d-d observations'
@@ -280,10 +281,12 @@ class SafetyGate:
         return np.clip(action, self.action_low, self.action_high)
 
     def outside_envelope(self, action):
-        """True unless `action` is act_dim finite values within the robot's envelope."""
-        action = np.asarray(action, dtype=np.float64)
-        return bool(action.shape != self.envelope_low.shape or not np.all(np.isfinite(action))
-                    or np.any(action < self.envelope_low) or np.any(action > self.envelope_high))
+        """True unless `action` is act_dim finite values within the robot's envelope (plain Python: for two values
+        a loop is several times faster than numpy's calls; NaN fails every comparison, so it is outside)."""
+        values = action.tolist() if isinstance(action, np.ndarray) else list(action)
+        if len(values) != len(self._envelope):
+            return True
+        return not all(low <= value <= high for value, (low, high) in zip(values, self._envelope))
 
     def publish_reason(self, action):
         """The last look before publishing `action`: why it must not go out (stop, switch, envelope), or None."""
