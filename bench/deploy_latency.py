@@ -234,8 +234,8 @@ def run_bench(args, work_dir):
         from tests.helpers.deploy import train_tiny_checkpoint
         print('training a checkpoint for a few steps ...', flush=True)
         checkpoint = train_tiny_checkpoint(work_dir)
-    rng = np.random.default_rng(0)
-    observations = rng.uniform(0.0, 1.0, (args.count, layout.OBS_DIM)).astype(np.float32).tolist()
+    from tests.helpers.deploy import plausible_observations  # the gate answers these (config/deploy.yaml plausible)
+    observations = plausible_observations(np.random.default_rng(0), args.count).tolist()
     rospy.init_node('deploy_latency_bench', disable_signals=True)
     echo = Channel('echo', ECHO_PREFIX, args.count)
     node = Channel('inference', '/cloth', args.count)

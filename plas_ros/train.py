@@ -12,6 +12,7 @@ import sys
 import torch
 import yaml
 
+from plas_ros import normaliser
 from plas_ros.algos.base import Algorithm
 from plas_ros.algos.config import ALGOS, CVAE_ALGOS, fields_of, list_fields, load_config
 from plas_ros.algos.devices import resolve_device
@@ -22,7 +23,7 @@ from plas_ros.config import ConfigError, lookup
 from plas_ros.data.loader import load_datasets
 from plas_ros.data.schema import DatasetError
 from plas_ros.env.evaluation import Evaluator, load_env_factory
-from plas_ros.policy import read_checkpoint_config, read_weights
+from plas_ros.policy import read_checkpoint_config, read_model
 
 CONFIG_FILE = 'train.yaml'
 # The options that set one field of the configuration each (--set sets any other).
@@ -77,6 +78,9 @@ def build_parser():
     p.add_argument('--obs-dim', type=int, help='expected observation size (checked against the files)')
     p.add_argument('--act-dim', type=int, help='expected action size (checked against the files)')
     p.add_argument('--no-progress', action='store_true', help='no tqdm bar')
+    p.add_argument('--obs-normalise', action='store_true', default=None,
+                   help='train on observations normalised by the dataset\'s mean and std, stored with the policy '
+                   '(default: config/train.yaml normaliser.enabled)')
     return p
 
 
@@ -126,7 +130,7 @@ def cvae_from(directory, cfg, dataset, seeds):
     for folder in folders:
         config = read_checkpoint_config(folder)
         check_cvae_fits(folder, config, cfg, dataset)
-        modules = read_weights(folder)
+        modules = read_model(folder)['modules']
         if 'cvae' not in modules:
             raise ValueError('--vae-from %s: its weights hold no CVAE' % folder)
         states.append(modules['cvae'])
@@ -173,16 +177,21 @@ def prepare(args, seeds, out):
         # gamma scores the critic against the returns; behaviour cloning has neither critic nor gamma.
         evaluator = Evaluator(load_env_factory(args.eval_env), episodes=max(cfg.eval_episodes, 1),
                               gamma=getattr(cfg, 'gamma', None), seed=seeds[0])
+    evaluator, obs_normaliser = normaliser.prepare(args.obs_normalise, dataset, evaluator)
+    if args.vae_from:
+        normaliser.check_same(obs_normaliser, args.vae_from, seeds)
     out_dirs = seed_dirs(out, seeds, multi=args.seeds is not None)
     record = RunRecord(out, command={'argv': [sys.executable, '-m', 'plas_ros.train'] + list(args.argv),
                                      'cwd': os.getcwd()},
                        config=cfg.to_dict(), preset=os.path.abspath(args.config) if args.config else None,
                        datasets=datasets, seeds=seeds, device=str(device), checkpoints=out_dirs,
                        save_every=save_every, train_state=state_path(out) if save_every else None,
-                       vae_from=vae_from, resumes=[], progress=None, evaluation=[], summary=None)
+                       vae_from=vae_from, obs_normaliser=obs_normaliser is not None, resumes=[], progress=None,
+                       evaluation=[], summary=None)
     trainer = Trainer(cfg, dataset, seeds, out_dirs, evaluator=evaluator, progress=not args.no_progress,
                       cvae_state=cvae_state, device=device, save_every=save_every, state_dir=out, resume=resume,
-                      datasets=datasets, record=record, state_extra={'vae_from': vae_from})
+                      datasets=datasets, record=record, state_extra={'vae_from': vae_from},
+                      obs_normaliser=None if obs_normaliser is None else obs_normaliser.tensors())
     if resume is not None:
         record.load_previous()
         record.data['resumes'].append({'phase': resume['phase'], 'step': int(resume['step'])})

@@ -18,6 +18,8 @@ FORMAT = 'plas_ros-policy'
 VERSION = 2
 MODEL_FILE = 'model.pt'
 CONFIG_FILE = 'config.yaml'
+# The optional observation normaliser (plas_ros.normaliser): {'mean', 'std'} tensors in model.pt, a flag in config.yaml.
+NORMALISER_KEY = 'obs_normaliser'
 
 
 def checkpoint_config(algorithm, seed, datasets=(), progress=None):
@@ -31,14 +33,18 @@ def checkpoint_config(algorithm, seed, datasets=(), progress=None):
     }
 
 
-def save_checkpoint(directory, algorithm, seed_index=0, datasets=(), progress=None):
-    """Write seed number `seed_index` of `algorithm` to `directory` (created); files are replaced atomically."""
+def save_checkpoint(directory, algorithm, seed_index=0, datasets=(), progress=None, obs_normaliser=None):
+    """Write seed number `seed_index` of `algorithm` to `directory` (created); files are replaced atomically.
+    `obs_normaliser`: the {'mean', 'std'} tensors the policy's observations are normalised with (or None)."""
     os.makedirs(directory, exist_ok=True)
     seed = algorithm.seeds[seed_index]
     modules = {name: {key: tensor.cpu() for key, tensor in state.items()}
                for name, state in algorithm.seed_state(seed_index).items()}
     model = {'format': FORMAT, 'version': VERSION, 'modules': modules}
     config = checkpoint_config(algorithm, seed, datasets, progress)
+    if obs_normaliser is not None:
+        model[NORMALISER_KEY] = {key: tensor.cpu() for key, tensor in obs_normaliser.items()}
+        config[NORMALISER_KEY] = True
     atomic_write(os.path.join(directory, MODEL_FILE), lambda f: torch.save(model, f), binary=True)
     atomic_write(os.path.join(directory, CONFIG_FILE), lambda f: yaml.safe_dump(_plain(config), f, sort_keys=False))
     return directory

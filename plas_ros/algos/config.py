@@ -28,8 +28,9 @@ from plas_ros.config import ConfigError, config_path, load_yaml
 
 DEFAULTS_FILE = 'train.yaml'
 # Sections of config/train.yaml besides one per algorithm: the shared defaults, the train_offline node's parameters;
-# evaluation: plas_ros.env.evaluation's; run: the CLI's options (device, save_every); ranges: every setting's.
-OTHER_SECTIONS = ('defaults', 'node', 'evaluation', 'run', 'ranges')
+# evaluation: plas_ros.env.evaluation's; run: the CLI's options (device, save_every); ranges: every setting's;
+# normaliser: plas_ros.normaliser's.
+OTHER_SECTIONS = ('defaults', 'node', 'evaluation', 'run', 'ranges', 'normaliser')
 
 
 @dataclass

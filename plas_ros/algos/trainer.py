@@ -98,7 +98,8 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, dataset, seeds: Sequence[int], out_dirs: Sequence[str],
                  evaluator=None, progress: bool = True, tensorboard: bool = True, cvae_state=None, device='cpu',
                  save_every: int = 0, state_dir: Optional[str] = None, resume: Optional[Dict] = None,
-                 datasets: Optional[List[Dict]] = None, record=None, state_extra: Optional[Dict] = None):
+                 datasets: Optional[List[Dict]] = None, record=None, state_extra: Optional[Dict] = None,
+                 obs_normaliser: Optional[Dict[str, torch.Tensor]] = None):
         if len(seeds) != len(out_dirs):
             raise ValueError('one output directory per seed is needed')
         if save_every < 0:
@@ -108,6 +109,7 @@ class Trainer:
         self.device = torch.device(device)
         self.save_every, self.state_dir = int(save_every), state_dir or self.out_dirs[0]
         self.datasets, self.record, self.state_extra = datasets, record, dict(state_extra or {})
+        self.obs_normaliser = obs_normaliser  # stored with each checkpoint (the dataset is already normalised)
         self.tactile_strips = int(lookup('train.yaml', 'evaluation.tactile_strips'))
         torch.manual_seed(self.seeds[0])
         # Saturated tanh heads produce denormal gradients, which are many times slower on CPUs: flush to zero.
@@ -238,7 +240,8 @@ class Trainer:
             if self.evaluator is not None and (cfg.eval_every == 0 or cfg.steps % cfg.eval_every != 0):
                 self.evaluate(cfg.steps)
         for index, directory in enumerate(self.out_dirs):
-            save_checkpoint(directory, algo, index, datasets=self.dataset.sources, progress=self.done_steps())
+            save_checkpoint(directory, algo, index, datasets=self.dataset.sources, progress=self.done_steps(),
+                            obs_normaliser=self.obs_normaliser)
         self.phase, self.step = 'done', 0
         if self.save_every:
             self.save_state()
@@ -300,7 +303,8 @@ class Trainer:
                 'sampler': [g.get_state() for g in self.sampler.generators],
                 'rng': train_state.global_rng_state(self.device), 'history': list(self.history),
                 'last_stats': {k: torch.as_tensor(v) for k, v in self.last_stats.items()},
-                'tensorboard': self._tensorboard_sizes(), 'extra': dict(self.state_extra)}
+                'tensorboard': self._tensorboard_sizes(), 'extra': dict(self.state_extra),
+                'obs_normalised': self.obs_normaliser is not None}
 
     def save_state(self) -> str:
         for writer in self.writers:
@@ -364,6 +368,10 @@ class Trainer:
             raise TrainStateError('the run trained on %s; resume it with --device %s (the generators of one '
                                   'device type cannot continue on another)'
                                   % (state['device'], torch.device(state['device']).type))
+        if bool(state.get('obs_normalised')) != (self.obs_normaliser is not None):
+            raise TrainStateError('the run trained on %s observations, this one would on %s ones (give --obs-normalise '
+                                  'as the run did)' % (('normalised', 'raw') if state.get('obs_normalised')
+                                                       else ('raw', 'normalised')))
         if state['phase'] not in PHASES:
             raise TrainStateError('the training state names an unknown phase %r' % (state['phase'],))
 

@@ -44,6 +44,7 @@ class InferenceNode:
         self.gate = core.gate
         self.returns = EpisodeReturns()
         self.dropped = ThrottledReasons(config.warn_period)
+        self.implausible = deploy.EpisodeOnce()
         self._state_lock = threading.Lock()
         self.state_pub = rospy.Publisher('~state', String, queue_size=1, latch=True)
         self.action_pub = rospy.Publisher('/cloth/action', Action, queue_size=1, tcp_nodelay=True)
@@ -63,12 +64,24 @@ class InferenceNode:
         with self.inference_mode():  # grad mode is per thread: rospy calls back on its own threads
             decision = self.core.decide(msg.data, stamp.to_sec(), rospy.get_time())
         if decision.action is None:
-            self.dropped.report(decision.reason)
+            self.report(decision, msg)
             return
         action = Action(episode=msg.episode, step=msg.step, data=decision.action.tolist())
         action.header.stamp = stamp
-        if self.gate.blocking_reason() is None:  # last look: a stop may have landed on another thread
+        # Last look at what goes out: a stop may have landed on another thread; the envelope is checked again.
+        reason = self.gate.publish_reason(action.data)
+        if reason is None:
             self.action_pub.publish(action)
+        else:
+            self.dropped.report(reason)
+
+    def report(self, decision, msg):
+        if decision.reason != deploy.IMPLAUSIBLE:
+            detail = '' if decision.detail is None else ': ' + decision.detail
+            self.dropped.report(decision.reason + detail)
+        elif self.implausible.first(msg.episode, deploy.IMPLAUSIBLE):
+            rospy.logwarn('episode %d step %d: publishing no action: %s: %s (said once per episode)', msg.episode,
+                          msg.step, decision.reason, decision.detail)
 
     def on_transition(self, msg):
         for episode in self.returns.add(msg.episode, msg.reward, msg.terminal, msg.timeout, msg.error):
@@ -114,7 +127,8 @@ DEPLOY_FIELDS = ('max_obs_age', 'warn_period', 'threads')   # node parameters ov
 
 def read_params():
     """Node parameters (config/deploy.yaml `node`) and the DeployConfig (its `inference` section, or that of
-    ~config) with ~max_obs_age, ~warn_period, ~threads over it; the action bounds default to the policy's."""
+    ~config) with ~max_obs_age, ~warn_period, ~threads over it; the action bounds default to the policy's; the
+    plausible observation ranges (that file's `plausible` section)."""
     p = node_params('deploy.yaml', 'node', extra={name: None for name in DEPLOY_FIELDS})
     config = deploy.load_deploy_config(p['config'] or None, overrides={
         name: p[name] for name in DEPLOY_FIELDS if p[name] is not None})
@@ -124,7 +138,8 @@ def read_params():
     bounds = (_bound_param('~action_low', p['action_low']), _bound_param('~action_high', p['action_high']))
     if p['episodes'] < 0:
         raise ValueError('~episodes must be >= 0 (0: run until stopped), got %d' % p['episodes'])
-    return config, p['checkpoint'], bool(enabled), bounds, p['episodes']
+    ranges = deploy.load_observation_ranges(p['config'] or None)
+    return config, p['checkpoint'], bool(enabled), bounds, p['episodes'], ranges
 
 
 def _bound_param(name, value):
@@ -137,28 +152,18 @@ def _bound_param(name, value):
     return value
 
 
-def build_core(config, checkpoint, enabled, bounds):
-    import torch  # heavy: imported once the node is registered
-    torch.set_num_threads(config.threads)
-    torch.set_flush_denormal(True)  # denormal floats are many times slower on CPUs; zero is as good here
-    from plas_ros.policy import load_policy
-    policy = load_policy(checkpoint)
-    low, high = deploy.resolve_action_bounds(policy.action_low, policy.action_high, policy.act_dim, *bounds)
-    gate = deploy.SafetyGate(policy.obs_dim, low, high, config.max_obs_age, enabled=enabled)
-    return deploy.InferenceCore(policy, gate)
-
-
 def main():
     rospy.init_node('inference')
     try:
-        config, checkpoint, enabled, bounds, episodes = read_params()
-        core = build_core(config, checkpoint, enabled, bounds)
+        config, checkpoint, enabled, bounds, episodes, ranges = read_params()
+        core = deploy.build_core(checkpoint, config, enabled, bounds, ranges)
     except (ValueError, OSError) as error:  # a bad parameter or checkpoint: say so, do not start
         rospy.logfatal('inference node cannot start: %s', error)
         sys.exit(1)
     gate = core.gate
-    rospy.loginfo('policy from %s: obs %d-d, actions clipped to [%s, %s], max observation age %.3f s, %s',
-                  checkpoint, gate.obs_dim, gate.action_low.tolist(), gate.action_high.tolist(),
+    rospy.loginfo('policy from %s: obs %d-d, actions clipped to [%s, %s] within the robot envelope [%s, %s], max '
+                  'observation age %.3f s, %s', checkpoint, gate.obs_dim, gate.action_low.tolist(),
+                  gate.action_high.tolist(), gate.envelope_low.tolist(), gate.envelope_high.tolist(),
                   gate.max_obs_age, 'enabled' if enabled else 'DISABLED until ~enable is called')
     InferenceNode(core, config, episodes)
     rospy.spin()

@@ -43,6 +43,8 @@ def trainer_argv(params):
     for name, option in (('steps', '--steps'), ('vae_steps', '--vae-steps')):
         if params[name] is not None and int(params[name]) > 0:  # 0: the preset's, as before empty meant it
             argv += [option, str(int(params[name]))]
+    if params['obs_normalise']:
+        argv.append('--obs-normalise')
     if params['eval']:
         argv += ['--eval-env', SIM_EVAL_ENV]
         for name, option in (('eval_every', '--eval-every'), ('eval_episodes', '--eval-episodes')):

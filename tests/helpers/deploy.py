@@ -41,3 +41,12 @@ def train_tiny_checkpoint(out_dir, steps=20, vae_steps=20):
                                                                            result.stderr[-4000:]))
     return checkpoint
 
+
+
+def plausible_observations(rng, count):
+    """`count` observations spread over the plausible range of every part (config/deploy.yaml `plausible`,
+    config/robot.yaml): what the gate lets through to the policy."""
+    from plas_ros import deploy
+    ranges = deploy.load_observation_ranges()
+    tolerance = 1e-4  # keep clear of the float32 edges of each range
+    return rng.uniform(ranges.low + tolerance, ranges.high - tolerance, (count, layout.OBS_DIM)).astype(np.float32)

@@ -12,6 +12,7 @@ import pytest
 
 from plas_ros.env import layout
 from tests.helpers.common import wait_for
+from tests.helpers.deploy import plausible_observations
 from tests.helpers.ros import ManagedProcess, digest
 from tests.helpers.tree import script
 
@@ -101,7 +102,7 @@ def hardware_node(rospy_node, ros_home, checkpoint):
 
 
 def observation(seed):
-    return np.random.default_rng(seed).uniform(0.0, 1.0, layout.OBS_DIM).astype(np.float32)
+    return plausible_observations(np.random.default_rng(seed), 1)[0]
 
 
 def expect_rejected(link, proc, data, reason, step, **send):
@@ -197,7 +198,9 @@ def test_disabled_off_sim_until_enabled_and_actions_stay_in_tighter_bounds(hardw
     clipped = 0
     rng = np.random.default_rng(5)
     for step in range(1, 41):
-        obs = rng.uniform(-5.0, 5.0, layout.OBS_DIM).astype(np.float32)  # far outside the data: push the policy
+        obs = plausible_observations(rng, 1)[0]
+        obs[rng.random(layout.OBS_DIM) < 0.5] = 0.0  # corners of the plausible ranges: push the policy
+        obs[layout.TIP_Z] = 0.3
         link.send(obs, step=step)
         action = link.answer(0, step)
         assert action is not None, digest(proc.output)
@@ -215,4 +218,55 @@ def test_bounds_wider_than_the_policy_are_refused_at_start(rospy_node, ros_home,
         assert proc.wait(60) != 0
         assert 'action_low' in proc.output and 'wider than the policy bound' in proc.output
     finally:
+        proc.stop()
+
+
+def test_checkpoint_with_bounds_wider_than_the_task_is_refused_at_start(rospy_node, ros_home, tmp_path):
+    """The envelope belongs to the robot: a checkpoint trained within [-20, 20] does not widen it."""
+    from plas_ros.algos.checkpoint import save_checkpoint
+    from plas_ros.algos.config import load_config
+    from plas_ros.algos.registry import build_algorithm
+    cfg = load_config(None, algo='plas', actor_hidden=[8, 8], critic_hidden=[8, 8], vae_hidden=[8, 8])
+    wide = save_checkpoint(str(tmp_path / 'wide'), build_algorithm(cfg, layout.OBS_DIM, layout.ACT_DIM, [-20.0] * 2,
+                                                                   [20.0] * 2))
+    proc = start_node(ros_home, 'inference_wide_checkpoint', wide, sim='true')
+    try:
+        assert proc.wait(60) != 0
+        assert "wider than the task's action space" in proc.output and '20.0' in proc.output, digest(proc.output)
+    finally:
+        proc.stop()
+
+
+def test_absurd_observation_gets_no_action_and_is_named_once_per_episode(sim_node):
+    link, proc = sim_node
+    absurd = observation(5)
+    absurd[layout.TACTILE.start + 7] = 16.0  # a cell at 16x full scale: finite, but no sensor reads that
+    expect_rejected(link, proc, absurd, '%s[7] (observation index 10) = 16' % layout.OBS_LAYOUT[1][0], step=50)
+    expect_rejected(link, proc, absurd, 'observation outside its plausible range', step=60)
+    assert proc.output.count('observation outside its plausible range') == 1, digest(proc.output)
+    link.send(absurd, episode=1, step=0)
+    wait_for(lambda: proc.output.count('observation outside its plausible range') == 2, 10,
+             what='the report of the next episode')
+    assert 'episode 1 step 0: publishing no action' in proc.output
+    assert link.answer(1, 0, timeout=QUIET) is None
+
+
+def test_exported_torchscript_policy_acts_behind_the_same_gate(rospy_node, ros_home, checkpoint, policy, tmp_path):
+    from plas_ros.policy import export_torchscript
+    exported = export_torchscript(checkpoint, str(tmp_path / 'policy.pt'))
+    proc = start_node(ros_home, 'inference_script', exported, sim='true')
+    link = Link(rospy_node)
+    try:
+        link.connect('inference_script', proc)
+        for step in range(3):
+            obs = observation(step)
+            link.send(obs, step=step)
+            action = link.answer(0, step)
+            assert action is not None, digest(proc.output)
+            np.testing.assert_allclose(action.data, policy.act(obs), rtol=1e-5, atol=1e-6)
+        absurd = observation(9)
+        absurd[layout.PITCH] = 40.0  # 1200 degrees
+        expect_rejected(link, proc, absurd, 'pitch_deg_over_30[0] (observation index 88) = 40', step=10)
+    finally:
+        link.close()
         proc.stop()

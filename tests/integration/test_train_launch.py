@@ -69,6 +69,15 @@ def test_launch_arguments_set_the_algorithms_settings_and_the_run_options(tmp_pa
         resolved_config(algo='td3', phi='0.1')
 
 
+def test_obs_normalise_launch_argument_reaches_the_trainer():
+    from plas_ros import train
+    argv, _ = resolved_config(obs_normalise='true')
+    assert train.build_parser().parse_args(argv).obs_normalise is True
+    for args in ({}, {'obs_normalise': 'false'}):  # empty: config/train.yaml normaliser.enabled decides (off)
+        argv, _ = resolved_config(**args)
+        assert '--obs-normalise' not in argv and train.build_parser().parse_args(argv).obs_normalise is None
+
+
 def test_train_offline_launch_trains_with_the_presets_eval_every(roslaunch, tmp_path):
     out = str(tmp_path / 'run')
     launch = roslaunch('train_offline.launch', config='config/train_mujoco.yaml', dataset=DATASET, out=out,

@@ -11,8 +11,11 @@ from plas_ros.env import layout
 NOW = 1000.0
 
 
+PROBE = slice(layout.TACTILE.start, layout.TACTILE.start + 2)  # two taxels, in [0, 1], the stand-in's input
+
+
 class LinearPolicy:
-    """A deterministic stand-in with the load_policy interface: action = scale * obs[:2] + offset."""
+    """A deterministic stand-in with the load_policy interface: action = scale * (2 obs[PROBE] - 1) + offset."""
 
     def __init__(self, scale=1.0, offset=0.0, obs_dim=layout.OBS_DIM):
         self.obs_dim, self.act_dim = obs_dim, layout.ACT_DIM
@@ -24,7 +27,7 @@ class LinearPolicy:
     def act(self, obs):
         self.calls += 1
         assert obs.shape == (self.obs_dim,) and obs.dtype == np.float32
-        return (self.scale * obs[:2] + self.offset).astype(np.float32)
+        return (self.scale * (2.0 * obs[PROBE] - 1.0) + self.offset).astype(np.float32)
 
 
 def make_core(policy=None, enabled=True, low=None, high=None, max_age=0.25):
@@ -35,8 +38,9 @@ def make_core(policy=None, enabled=True, low=None, high=None, max_age=0.25):
 
 
 def obs(first=0.1, second=-0.2):
-    data = np.zeros(layout.OBS_DIM, np.float32)
-    data[:2] = first, second
+    """A plausible observation for which LinearPolicy() acts (first, second)."""
+    data = np.full(layout.OBS_DIM, 0.5, np.float32)  # forces 5 N, taxels half scale, tip z 0.5 m, pitch 15 deg
+    data[PROBE] = (first + 1.0) / 2.0, (second + 1.0) / 2.0
     return data.tolist()
 
 
@@ -58,7 +62,7 @@ def test_valid_observation_gets_the_policy_action():
 def test_invalid_observation_gets_no_action_and_never_reaches_the_policy(data, reason):
     core = make_core()
     decision = core.decide(data, NOW, NOW)
-    assert decision == (None, reason, False)
+    assert decision == (None, reason, False, None)
     assert core.policy.calls == 0
 
 
@@ -79,7 +83,7 @@ def test_stamp_just_within_the_age_limit_gets_an_action():
 
 def test_disabled_gate_publishes_nothing_until_enabled():
     core = make_core(enabled=False)
-    assert core.decide(obs(), NOW, NOW) == (None, deploy.DISABLED, False)
+    assert core.decide(obs(), NOW, NOW) == (None, deploy.DISABLED, False, None)
     core.gate.enable(True)
     assert core.decide(obs(), NOW, NOW).action is not None
     core.gate.enable(False)
@@ -104,7 +108,7 @@ def test_estop_during_the_forward_pass_suppresses_that_action():
         core.gate.estop()  # as if the stop arrived on another thread while the network ran
         return policy_act(o)
     core.policy.act = act_then_stop
-    assert core.decide(obs(), NOW, NOW) == (None, deploy.ESTOPPED, False)
+    assert core.decide(obs(), NOW, NOW) == (None, deploy.ESTOPPED, False, None)
 
 
 def test_out_of_range_policy_action_is_clipped_to_the_policy_bounds():
@@ -136,7 +140,17 @@ def test_bounds_wider_than_the_policy_or_malformed_are_refused(low, high, word):
 
 def test_policy_returning_nan_publishes_nothing():
     core = make_core(LinearPolicy(offset=math.nan))
-    assert core.decide(obs(), NOW, NOW) == (None, deploy.POLICY_NOT_FINITE, False)
+    assert core.decide(obs(), NOW, NOW) == (None, deploy.POLICY_NOT_FINITE, False, None)
+
+
+def test_policy_that_fails_publishes_nothing_and_says_why():
+    policy = LinearPolicy()
+
+    def broken(_obs):
+        raise ValueError('the td3 network answered (1, 3) for 1 observations, not (1, 2) actions')
+    policy.act = broken
+    decision = make_core(policy).decide(obs(), NOW, NOW)
+    assert decision.action is None and decision.reason == deploy.POLICY_FAILED and '(1, 3)' in decision.detail
 
 
 def test_policy_with_another_observation_size_is_refused():
@@ -180,3 +194,118 @@ def test_config_file_loads_and_rejects_bad_values(tmp_path):
         deploy.load_deploy_config(str(bad))
     with pytest.raises(ValueError, match='max_obs_age'):
         deploy.load_deploy_config(overrides={'max_obs_age': -1})
+
+
+# -- the envelope belongs to the robot -------------------------------------------------------------------------
+
+def test_the_envelope_is_the_tasks_action_space():
+    low, high = deploy.task_envelope()
+    np.testing.assert_array_equal(low, np.full(layout.ACT_DIM, layout.ACTION_LOW))
+    np.testing.assert_array_equal(high, np.full(layout.ACT_DIM, layout.ACTION_HIGH))
+
+
+@pytest.mark.parametrize('low, high, words', [
+    ([-20.0, -20.0], [20.0, 20.0], 'wider than the task'),
+    ([-1.0, -1.0], [1.0, 1.5], 'wider than the task'),
+    ([0.5, 0.5], [-0.5, 0.5], 'exceeds'),
+    ([math.nan, -1.0], [1.0, 1.0], 'finite'),
+    ([-1.0], [1.0], 'finite'),
+])
+def test_policy_bounds_wider_than_the_envelope_or_malformed_are_refused(low, high, words):
+    with pytest.raises(ValueError, match=words):
+        deploy.check_policy_bounds(low, high, deploy.task_envelope())
+
+
+def test_narrower_policy_bounds_are_kept_and_a_gate_cannot_be_wider_than_the_envelope():
+    low, high = deploy.check_policy_bounds([-0.5, 0.0], [0.25, 1.0], deploy.task_envelope())
+    np.testing.assert_array_equal(low, [-0.5, 0.0])
+    np.testing.assert_array_equal(high, [0.25, 1.0])
+    with pytest.raises(ValueError, match='wider than the task'):
+        deploy.SafetyGate(layout.OBS_DIM, [-3.0, -3.0], [3.0, 3.0], 0.25)
+
+
+def test_an_action_outside_the_envelope_is_never_published():
+    """The last look before publishing: even a gate whose clipping were broken cannot let such an action out."""
+    core = make_core()
+    core.gate.clip = lambda action: action * 20.0  # as if the bounds had been tampered with after the start
+    assert core.decide(obs(0.5, 0.5), NOW, NOW) == (None, deploy.OUTSIDE_ENVELOPE, False, None)
+    assert core.gate.publish_reason([0.5, 1.0]) is None
+    for bad in ([1.0001, 0.0], [0.0, -13.3], [math.nan, 0.0], [0.0]):
+        assert core.gate.publish_reason(bad) == deploy.OUTSIDE_ENVELOPE
+    core.gate.estop()
+    assert core.gate.publish_reason([0.0, 0.0]) == deploy.ESTOPPED
+
+
+# -- plausibility of observations ------------------------------------------------------------------------------
+
+def test_plausible_ranges_come_from_the_robot_config():
+    from plas_ros.config import section
+    arm, finger = section('robot.yaml', 'arm'), section('robot.yaml', 'finger')
+    plausible = deploy.load_plausible_config()
+    ranges = deploy.load_observation_ranges()
+    by_name = {name.split('_')[0]: (low, high) for name, _, _, low, high in ranges.parts}
+    assert by_name['tactile'] == (0.0, finger['full_scale'] / layout.TACTILE_FULL_SCALE)
+    assert by_name['force'] == (0.0, pytest.approx(plausible.force_max_n / layout.FORCE_SCALE_N))
+    assert by_name['tip'] == (pytest.approx(arm['safety_box_low'][2] - plausible.tip_margin_m),
+                              pytest.approx(arm['safety_box_high'][2] + plausible.tip_margin_m))
+    pitch = [(v + s * plausible.pitch_margin_deg) / layout.PITCH_SCALE_DEG
+             for v, s in zip(arm['pitch_range_deg'], (-1, 1))]
+    assert by_name['pitch'] == (pytest.approx(pitch[0]), pytest.approx(pitch[1]))
+    assert ranges.obs_dim == layout.OBS_DIM
+
+
+def absurd(index, value):
+    data = np.asarray(obs(), np.float32)
+    data[index] = value
+    return data.tolist()
+
+
+@pytest.mark.parametrize('index, value, part', [
+    (layout.TACTILE.start + 7, 16.0, 'tactile'),         # a cell at 16x full scale
+    (layout.TACTILE.start, -0.01, 'tactile'),
+    (layout.FORCE.start + 2, 1e6, 'force'),               # far beyond the sensor's range
+    (layout.FORCE.start, -0.5, 'force'),                  # |force| cannot be negative
+    (layout.TIP_Z, 3.0, 'tip_z'),                         # outside the safety box
+    (layout.TIP_Z, 0.0, 'tip_z'),
+    (layout.PITCH, 1.5, 'pitch'),                         # 45 deg, beyond the arm's pitch range
+    (layout.PITCH, -3e38, 'pitch'),
+])
+def test_finite_but_absurd_observations_get_no_action_and_the_part_is_named(index, value, part):
+    core = make_core()
+    decision = core.decide(absurd(index, value), NOW, NOW)
+    assert decision.action is None and decision.reason == deploy.IMPLAUSIBLE
+    assert decision.detail.startswith(part) and ('index %d' % index) in decision.detail
+    assert ('%.6g' % np.float32(value)) in decision.detail
+    assert core.policy.calls == 0
+
+
+def test_the_edges_of_the_plausible_ranges_still_get_actions():
+    ranges = deploy.load_observation_ranges()
+    core = make_core()
+    for _, start, stop, low, high in ranges.parts:
+        for value in (low, high):
+            data = np.asarray(obs(), np.float32)
+            data[start:stop] = value
+            assert core.decide(data.tolist(), NOW, NOW).action is not None, (start, value)
+
+
+def test_an_implausibility_is_said_once_per_episode():
+    once = deploy.EpisodeOnce()
+    assert once.first(3, deploy.IMPLAUSIBLE)
+    assert not once.first(3, deploy.IMPLAUSIBLE)
+    assert not once.first(3, deploy.IMPLAUSIBLE)
+    assert once.first(4, deploy.IMPLAUSIBLE)
+    assert not once.first(4, deploy.IMPLAUSIBLE)
+
+
+def test_plausible_section_is_validated(tmp_path):
+    bad = tmp_path / 'deploy.yaml'
+    bad.write_text('inference: {max_obs_age: 0.1, warn_period: 1.0, threads: 1}\n'
+                   'plausible: {force_max_n: -1.0, tip_margin_m: 0.0, pitch_margin_deg: 0.0}\n')
+    with pytest.raises(ValueError, match='force_max_n'):
+        deploy.load_observation_ranges(str(bad))
+    bad.write_text('inference: {max_obs_age: 0.1, warn_period: 1.0, threads: 1}\nplausible: {force_max_n: 1.0}\n')
+    with pytest.raises(ValueError, match='missing keys'):
+        deploy.load_observation_ranges(str(bad))
+    bad.write_text('inference: {max_obs_age: 0.1, warn_period: 1.0, threads: 1}\n')  # no section: the default's
+    assert deploy.load_observation_ranges(str(bad)).obs_dim == layout.OBS_DIM

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 CORE = ['plas_ros.algos', 'plas_ros.data', 'plas_ros.env', 'plas_ros.hardware', 'plas_ros.sim']
-APPS = ['plas_ros.train', 'plas_ros.policy', 'plas_ros.deploy', 'plas_ros.collect', 'plas_ros.reproduce']
+APPS = ['plas_ros.train', 'plas_ros.policy', 'plas_ros.deploy', 'plas_ros.collect', 'plas_ros.reproduce',
+        'plas_ros.normaliser']
 # ROS client libraries and the generated messages: only plas_ros.nodes may load them.
 ROS = ['rospy', 'rosgraph', 'roslaunch', 'rosbag', 'plas_ros.msg', 'plas_ros.srv']
 

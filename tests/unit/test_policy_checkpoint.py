@@ -165,3 +165,92 @@ def test_nan_weights_and_missing_files_are_refused(tmp_path):
         load_policy(directory)
     with pytest.raises(ValueError, match='cannot read the checkpoint configuration'):
         load_policy(str(tmp_path / 'nowhere'))
+
+
+# -- the observation normaliser --------------------------------------------------------------------------------
+
+def normalised(algo, tmp_path):
+    from plas_ros import normaliser
+    algorithm, directory = trained(algo, tmp_path)
+    norm = normaliser.ObsNormaliser([0.5, -1.0, 2.0, 0.0], [2.0, 0.25, 1.0, 1e-3])
+    save_checkpoint(directory, algorithm, 0, datasets=['a.h5'], obs_normaliser=norm.tensors())
+    return algorithm, directory, norm
+
+
+def test_normaliser_is_stored_as_plain_tensors_and_applied_on_load(tmp_path):
+    algorithm, directory, norm = normalised('td3', tmp_path)
+    model = torch.load(os.path.join(directory, 'model.pt'), weights_only=True)
+    assert torch.equal(model['obs_normaliser']['std'], torch.tensor(norm.std))
+    assert yaml.safe_load(open(os.path.join(directory, 'config.yaml')))['obs_normaliser'] is True
+    expected = algorithm.act(torch.from_numpy(norm.apply(OBS))[None])[0].numpy()
+    np.testing.assert_allclose(load_policy(directory).act(OBS), expected, atol=1e-6)  # raw observations in
+
+
+def test_normaliser_that_disagrees_with_the_config_is_refused(tmp_path):
+    _, directory, _ = normalised('bc', tmp_path)
+    model_path, config_path = os.path.join(directory, 'model.pt'), os.path.join(directory, 'config.yaml')
+    config = yaml.safe_load(open(config_path))
+    yaml.safe_dump(dict(config, obs_normaliser=False), open(config_path, 'w'))
+    with pytest.raises(ValueError, match='holds a normaliser but config.yaml'):
+        load_policy(directory)
+    yaml.safe_dump(config, open(config_path, 'w'))
+    model = torch.load(model_path, weights_only=True)
+    for bad, words in (({'mean': torch.zeros(4), 'std': torch.zeros(4)}, 'std must be > 0'),
+                       ({'mean': torch.zeros(3), 'std': torch.ones(3)}, 'normaliser has 3 values'),
+                       ({'mean': torch.full((4,), float('nan')), 'std': torch.ones(4)}, 'finite'),
+                       (None, 'no mean and std')):
+        torch.save(dict(model, obs_normaliser=bad), model_path)
+        with pytest.raises(ValueError, match=words):
+            load_policy(directory)
+
+
+# -- TorchScript export ----------------------------------------------------------------------------------------
+
+DETERMINISTIC = tuple(a for a in ALGOS if a not in SAMPLING)
+EXPORT_ATOL = 1e-6  # doc/deploy.md, "Exported policies": measured equal bit for bit; this allows a reordered sum
+
+
+@pytest.mark.parametrize('algo', DETERMINISTIC)
+@pytest.mark.parametrize('with_normaliser', [False, True])
+def test_exported_torchscript_gives_the_checkpoints_actions(algo, with_normaliser, tmp_path):
+    from plas_ros.policy import export_torchscript
+    directory = normalised(algo, tmp_path)[1] if with_normaliser else trained(algo, tmp_path)[1]
+    exported = export_torchscript(directory, str(tmp_path / 'policy.pt'))
+    checkpoint, script = load_policy(directory), load_policy(exported, obs_dim=4, act_dim=2)
+    assert script._algorithm is None and isinstance(script._network, torch.jit.ScriptModule)
+    observations = np.random.default_rng(1).normal(0.0, 3.0, (1000, 4)).astype(np.float32)
+    np.testing.assert_allclose(script.act(observations), checkpoint.act(observations), rtol=0, atol=EXPORT_ATOL)
+    for o in observations[:20]:  # one at a time, as the node calls it
+        np.testing.assert_allclose(script.act(o), checkpoint.act(o), rtol=0, atol=EXPORT_ATOL)
+    np.testing.assert_array_equal(script.action_low, LOW)
+    assert script.algo == algo and script.config['obs_normaliser'] is with_normaliser
+
+
+@pytest.mark.parametrize('algo', SAMPLING)
+def test_sampling_policies_are_not_exported(algo, tmp_path):
+    from plas_ros.policy import export_torchscript
+    _, directory = trained(algo, tmp_path)
+    with pytest.raises(ValueError, match='acts by sampling'):
+        export_torchscript(directory, str(tmp_path / 'policy.pt'))
+    assert not (tmp_path / 'policy.pt').exists()
+
+
+def test_export_command_line_and_bad_files(tmp_path, capsys):
+    from plas_ros import policy as policy_module
+    _, directory = trained('plas_p', tmp_path)
+    out = str(tmp_path / 'policy.pt')
+    assert policy_module.main(['export', directory, '-o', out]) == 0
+    assert 'exported' in capsys.readouterr().out
+    assert load_policy(out).algo == 'plas_p'
+    with pytest.raises(ValueError, match='expected'):
+        load_policy(out, obs_dim=89)
+    junk = tmp_path / 'junk.pt'
+    junk.write_bytes(b'not a zip file')
+    with pytest.raises(ValueError, match='not a TorchScript policy file'):
+        load_policy(str(junk))
+    plain = torch.jit.script(torch.nn.Identity())
+    torch.jit.save(plain, str(tmp_path / 'plain.pt'))
+    with pytest.raises(ValueError, match='not a plas_ros TorchScript policy'):
+        load_policy(str(tmp_path / 'plain.pt'))
+    with pytest.raises(SystemExit, match='acts by sampling'):
+        policy_module.main(['export', trained('bcq', tmp_path)[1], '-o', str(tmp_path / 'bcq.pt')])
