@@ -143,7 +143,8 @@ def write_hdf5_atomically(path, arrays, attrs, fsync=True, group_attrs=None):
                 f.attrs[key] = value
             for key, value in arrays.items():
                 # Chunk checksums: a flipped bit in the data fails loudly on read instead of training silently.
-                f.create_dataset(key, data=value, fletcher32=len(value) > 0)
+                # (HDF5 allows no filter on variable-length strings.)
+                f.create_dataset(key, data=value, fletcher32=len(value) > 0 and value.dtype.kind != 'O')
             for group, values in (group_attrs or {}).items():
                 for key, value in values.items():
                     f.require_group(group).attrs[key] = value
@@ -169,7 +170,7 @@ class ReplayWriter:
     """
 
     def __init__(self, path, fmt: schema.DatasetFormat, source='sim', policy='', config_text='', append=True,
-                 min_free_bytes=DEFAULT_MIN_FREE_BYTES, fsync=True):
+                 min_free_bytes=DEFAULT_MIN_FREE_BYTES, fsync=True, seed=None, behaviour_config=''):
         self.path = check_output_path(path, append, min_free_bytes)
         remove_stale_temporaries(self.path)
         self.obs_dim, self.act_dim = int(fmt.obs_dim), int(fmt.act_dim)
@@ -179,6 +180,7 @@ class ReplayWriter:
         self._commit_lock = threading.Lock()
         self._columns = _Columns(schema.column_specs(self.obs_dim, self.act_dim))
         self._pending: List[EpisodeSummary] = []
+        self._behaviours: List[str] = []  # metadata/behaviour: one per episode of the file
         self.episodes = 0
         self.committed_episodes = 0
         self.committed_transitions = 0
@@ -186,6 +188,7 @@ class ReplayWriter:
         self.attrs = {
             schema.ATTR_SCHEMA_VERSION: schema.SCHEMA_VERSION, schema.ATTR_OBS_LAYOUT: obs_layout,
             schema.ATTR_SOURCE: str(source), schema.ATTR_POLICY: str(policy), schema.ATTR_CONFIG: str(config_text),
+            schema.ATTR_BEHAVIOUR_CONFIG: str(behaviour_config), schema.ATTR_SEED: '' if seed is None else str(seed),
             schema.ATTR_ACTION_LOW: _bounds(fmt.action_low, self.act_dim),
             schema.ATTR_ACTION_HIGH: _bounds(fmt.action_high, self.act_dim),
         }
@@ -206,8 +209,10 @@ class ReplayWriter:
         self.committed_transitions = n
         self.attrs[schema.ATTR_POLICY] = _joined(attrs.get(schema.ATTR_POLICY, ''), self.attrs[schema.ATTR_POLICY],
                                                  ' + ')
-        self.attrs[schema.ATTR_CONFIG] = _joined(attrs.get(schema.ATTR_CONFIG, ''), self.attrs[schema.ATTR_CONFIG],
-                                                 '\n# --- appended session ---\n')
+        for key in (schema.ATTR_CONFIG, schema.ATTR_BEHAVIOUR_CONFIG):
+            self.attrs[key] = _joined(attrs.get(key, ''), self.attrs[key], '\n# --- appended session ---\n')
+        self.attrs[schema.ATTR_SEED] = _joined(attrs.get(schema.ATTR_SEED, ''), self.attrs[schema.ATTR_SEED], ' + ')
+        self._behaviours = episode_behaviours(self.path, self.episodes)
 
     def _check_compatible(self, arrays, attrs):
         def fail(key, problem):
@@ -235,8 +240,9 @@ class ReplayWriter:
     def transitions(self):
         return self._columns.n
 
-    def add_episode(self, arrays, source_episode=-1, missing_steps=0) -> EpisodeSummary:
-        """Validate one complete episode (key -> rows, see `episode_arrays`) and queue it for the next commit."""
+    def add_episode(self, arrays, source_episode=-1, missing_steps=0, behaviour='') -> EpisodeSummary:
+        """Validate one complete episode (key -> rows, see `episode_arrays`) and queue it for the next commit;
+        `behaviour` names what acted in it (a schedule's member; empty: the file's policy)."""
         rows = len(arrays['rewards'])
         where = '%s (episode %s being added)' % (self.path, source_episode)
         schema.check_arrays(where, arrays, self.obs_dim, self.act_dim)
@@ -251,6 +257,7 @@ class ReplayWriter:
             arrays = dict(arrays)
             arrays['%s/episode_ids' % schema.INFOS_GROUP] = np.full(rows, index, np.int64)
             self._columns.append(arrays, rows)
+            self._behaviours.append(str(behaviour or self.attrs[schema.ATTR_POLICY]))
             self.episodes += 1
             errors = np.asarray(arrays['%s/errors' % schema.INFOS_GROUP], bool)
             how = outcome(bool(arrays['terminals'][-1]), bool(arrays['timeouts'][-1]), bool(errors.any()))
@@ -278,6 +285,7 @@ class ReplayWriter:
                 if not pending and os.path.exists(self.path):
                     return []
                 arrays = self._columns.views()
+                arrays[schema.EPISODE_BEHAVIOUR_KEY] = np.array(self._behaviours, dtype=h5py.string_dtype())
                 attrs = dict(self.attrs)
             self._check_room(arrays)
             write_hdf5_atomically(self.path, arrays, attrs, fsync=self.fsync)
@@ -287,8 +295,8 @@ class ReplayWriter:
                 self.committed_episodes = pending[-1].index + 1 if pending else self.committed_episodes
             return pending
 
-    def write_episode(self, arrays, source_episode=-1, missing_steps=0) -> EpisodeSummary:
-        summary = self.add_episode(arrays, source_episode, missing_steps)
+    def write_episode(self, arrays, source_episode=-1, missing_steps=0, behaviour='') -> EpisodeSummary:
+        summary = self.add_episode(arrays, source_episode, missing_steps, behaviour)
         self.commit()
         return summary
 
@@ -303,6 +311,14 @@ class ReplayWriter:
     def pending_episodes(self):
         with self._lock:
             return len(self._pending)
+
+
+def episode_behaviours(path, episodes) -> List[str]:
+    """metadata/behaviour of a file, one string per episode ('' for the episodes of a file written before it was
+    recorded)."""
+    with h5py.File(str(path), 'r') as f:
+        stored = f[schema.EPISODE_BEHAVIOUR_KEY].asstr()[:].tolist() if schema.EPISODE_BEHAVIOUR_KEY in f else []
+    return (list(stored) + [''] * episodes)[:episodes]
 
 
 def _joined(old, new, separator):
@@ -443,8 +459,8 @@ class BackgroundCommitter:
         self._thread = threading.Thread(target=self._run, name='replay-committer', daemon=True)
         self._thread.start()
 
-    def submit(self, arrays, source_episode=-1, missing_steps=0):
-        summary = self.replay.add_episode(arrays, source_episode, missing_steps)
+    def submit(self, arrays, source_episode=-1, missing_steps=0, behaviour=''):
+        summary = self.replay.add_episode(arrays, source_episode, missing_steps, behaviour)
         self._wake.set()
         return summary
 

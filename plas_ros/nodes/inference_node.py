@@ -11,6 +11,7 @@ from std_msgs.msg import Empty, String
 from std_srvs.srv import SetBool, SetBoolResponse, Trigger, TriggerResponse
 
 from plas_ros import deploy
+from plas_ros.config import caller_path
 from plas_ros.data.episodes import EpisodeReturns
 from plas_ros.msg import Action, Observation, Transition
 from plas_ros.nodes.params import node_params
@@ -124,7 +125,7 @@ def read_params():
     bounds = (_bound_param('~action_low', p['action_low']), _bound_param('~action_high', p['action_high']))
     if p['episodes'] < 0:
         raise ValueError('~episodes must be >= 0 (0: run until stopped), got %d' % p['episodes'])
-    return config, p['checkpoint'], bool(enabled), bounds, p['episodes']
+    return config, caller_path(p['checkpoint']), bool(enabled), bounds, p['episodes']
 
 
 def _bound_param(name, value):
