@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from plas_ros.collect.policies import POLICY_NAMES, default_checkpoint_out, load_collect_config, make_policy
+from plas_ros.config import job_seed, user_path
 from plas_ros.data.episodes import ERROR, TIMEOUT
 from plas_ros.data.schema import episode_arrays
 from plas_ros.data.writer import ReplayWriter
@@ -51,18 +52,21 @@ class PolicyTransport(Transport):
         return float(step)
 
 
-def collect(output, policy, episodes=None, transitions=None, seed=0, policy_name='', progress=True):
+def collect(output, policy, episodes=None, transitions=None, seed=0, policy_name='', progress=True,
+            behaviour_config=''):
     """Append episodes of `policy` to `output` until `episodes` episodes or `transitions` transitions.
 
     Every episode is committed as it completes, so an interrupted collection keeps what it finished; the
-    policy is closed however the collection ends (a learner saves its last checkpoint). Returns the writer's
-    episode summaries.
+    policy is closed however the collection ends (a learner saves its last checkpoint). The file stores the
+    seed, `behaviour_config` (the behaviour YAML's text) and each episode's behaviour (a schedule's member).
+    Returns the writer's episode summaries.
     """
     if episodes is None and transitions is None:
         raise ValueError('give episodes or transitions')
     transport = PolicyTransport(policy)
     runner = EpisodeRunner(make_env(), transport)
-    writer = ReplayWriter(output, layout.DATASET_FORMAT, source='sim', policy=policy_name or policy.name, fsync=False)
+    writer = ReplayWriter(output, layout.DATASET_FORMAT, source='sim', policy=policy_name or policy.name, fsync=False,
+                          seed=seed, behaviour_config=behaviour_config)
     episode_seeds = np.random.default_rng(seed).integers(0, 2 ** 31 - 1, size=10 ** 6)
     summaries, total = [], 0
     bar = tqdm(total=transitions or episodes, unit='transition' if transitions else 'episode',
@@ -75,7 +79,8 @@ def collect(output, policy, episodes=None, transitions=None, seed=0, policy_name
             complete = [s for s in transport.steps if not s.error]  # an error record has no next observation
             if complete:
                 summaries.append(writer.write_episode(episode_arrays(complete, error=summary.outcome == ERROR),
-                                                      source_episode=episode))
+                                                      source_episode=episode,
+                                                      behaviour=getattr(policy, 'current', policy).name))
             total += len(complete)
             bar.update(len(complete) if transitions else 1)
     finally:
@@ -97,7 +102,7 @@ def build_parser():
     limit = parser.add_mutually_exclusive_group(required=True)
     limit.add_argument('--episodes', type=int)
     limit.add_argument('--transitions', type=int, help='collect whole episodes until at least this many')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=int, default=None, help='default: config/run.yaml seeds.collect')
     parser.add_argument('--no-progress', action='store_true')
     return parser
 
@@ -108,6 +113,7 @@ def _terminate(signum, frame):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    args.seed = job_seed('collect', args.seed)
     checkpoint_out = None
     if args.policy == 'online_td3':
         checkpoint_out = args.checkpoint_out or default_checkpoint_out(args.output)
@@ -115,8 +121,10 @@ def main(argv=None):
                          noise=args.noise, seed=args.seed, checkpoint_out=checkpoint_out)
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
+        with open(user_path(args.config, 'collect.yaml')) as f:
+            behaviour_config = f.read()
         summaries = collect(args.output, policy, args.episodes, args.transitions, args.seed,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, behaviour_config=behaviour_config)
     except KeyboardInterrupt:
         print('interrupted: %s keeps every completed episode%s' % (
             args.output, '; last checkpoint in %s' % checkpoint_out if checkpoint_out else ''), file=sys.stderr)

@@ -181,6 +181,7 @@ class ReplayWriter:
         self._columns = _Columns(schema.column_specs(self.obs_dim, self.act_dim))
         self._pending: List[EpisodeSummary] = []
         self._behaviours: List[str] = []  # metadata/behaviour: one per episode of the file
+        self.session_policy = str(policy)  # an episode's behaviour when none is named
         self.episodes = 0
         self.committed_episodes = 0
         self.committed_transitions = 0
@@ -242,7 +243,7 @@ class ReplayWriter:
 
     def add_episode(self, arrays, source_episode=-1, missing_steps=0, behaviour='') -> EpisodeSummary:
         """Validate one complete episode (key -> rows, see `episode_arrays`) and queue it for the next commit;
-        `behaviour` names what acted in it (a schedule's member; empty: the file's policy)."""
+        `behaviour` names what acted in it (a schedule's member; empty: this session's policy)."""
         rows = len(arrays['rewards'])
         where = '%s (episode %s being added)' % (self.path, source_episode)
         schema.check_arrays(where, arrays, self.obs_dim, self.act_dim)
@@ -257,7 +258,7 @@ class ReplayWriter:
             arrays = dict(arrays)
             arrays['%s/episode_ids' % schema.INFOS_GROUP] = np.full(rows, index, np.int64)
             self._columns.append(arrays, rows)
-            self._behaviours.append(str(behaviour or self.attrs[schema.ATTR_POLICY]))
+            self._behaviours.append(str(behaviour or self.session_policy))
             self.episodes += 1
             errors = np.asarray(arrays['%s/errors' % schema.INFOS_GROUP], bool)
             how = outcome(bool(arrays['terminals'][-1]), bool(arrays['timeouts'][-1]), bool(errors.any()))
