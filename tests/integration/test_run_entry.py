@@ -85,6 +85,18 @@ def test_training_takes_relative_paths_from_the_callers_folder(ros_master, tmp_p
     assert '--seed %d' % job_seed('train_offline') in output
 
 
+def test_plain_roslaunch_takes_relative_paths_from_pwd_too(ros_master, tmp_path):
+    """roslaunch runs the node in ROS_HOME; the launch file passes $PWD (the shell's folder) to it."""
+    (tmp_path / 'data').mkdir()
+    shutil.copy(DATASET, str(tmp_path / 'data' / 'small.h5'))
+    argv = ['roslaunch', 'plas_ros', 'train_offline.launch', 'dataset:=data/small.h5', 'out:=run', 'steps:=5',
+            'vae_steps:=5', 'eval:=false']
+    proc = ManagedProcess(argv, str(tmp_path), 'roslaunch_train', env=dict(os.environ, PWD=str(tmp_path)),
+                          cwd=str(tmp_path))
+    code, output = finish(proc, 240)
+    assert code == 0 and os.path.isdir(str(tmp_path / 'run' / 'tb')), digest(output)
+
+
 def test_a_failed_job_exits_with_its_status(ros_master, tmp_path):
     (tmp_path / 'broken.h5').write_bytes(b'not an HDF5 file')
     code, output = finish(start_run(tmp_path, 'train_offline', cwd=str(tmp_path), dataset='broken.h5',
