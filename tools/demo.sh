@@ -12,7 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT="${PLAS_DEMO_OUT:-out/demo}"
 EPISODES="${PLAS_DEMO_EPISODES:-3}"
 rm -rf "$OUT" && mkdir -p "$OUT"
-export ROS_HOME="$PWD/$OUT/ros_home"
+export ROS_HOME="$(cd "$OUT" && pwd)/ros_home"  # (OUT may be relative or absolute)
 step() { printf '\n== %s\n' "$*"; }
 
 step "1/4 collect $EPISODES episodes with the behaviour schedule, through ROS, simulated devices"
