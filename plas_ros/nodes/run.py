@@ -12,6 +12,7 @@ Once the job has finished the other nodes are stopped with SIGINT, as Ctrl-C doe
 roslaunch's "REQUIRED process has died" banner. Usage errors exit 2, a stopped run 130. README: *Running a job*.
 """
 import os
+import shlex
 import sys
 import time
 
@@ -52,27 +53,35 @@ def _roslaunch_parent(launch, args, watch):
     return JobParent(run_id, [(launch, args)], is_core=False)
 
 
-def stop_in_order(pm, pause=0.3):
+def stop_in_order(pm, pause=0.3, settle=2.0):
     """Stop the launch's nodes one by one, the last started first (the env before the drivers it calls, the drivers
     before the sim world they talk to), with SIGINT as Ctrl-C does. roslaunch's own shutdown stops them all at
     once, so a node may log errors about a driver that went away first. They leave the process monitor's watch
     before any is stopped, so that it reports no death."""
     from roslaunch.core import printlog
+    deadline = time.monotonic() + settle
+    while time.monotonic() < deadline and _dead_nodes(pm):
+        time.sleep(0.05)  # the monitor handles the job's death first (else it would see an empty launch and end)
     with pm.plock:
         nodes = [p for p in pm.procs if p not in pm.core_procs]
-    for process in nodes:
-        pm.unregister(process)
+        for process in nodes:
+            pm.unregister(process)
     time.sleep(pause)  # the monitor's current round (every 0.1 s) still holds the old list
     for process in reversed(nodes):
         printlog('[%s] stopping' % process.name)
         process.stop([])
 
 
+def _dead_nodes(pm):
+    with pm.plock:
+        return [p for p in pm.procs if p not in pm.core_procs and not p.is_alive()]
+
+
 def run(job, argv, cwd):
     """Launch `job` with `argv` (ARG:=VALUE strings); returns the exit status."""
     launch, args = prepare(job, argv, cwd)
     where = os.path.basename(launch)
-    print('run: roslaunch plas_ros %s %s' % (where, ' '.join(args)), flush=True)
+    print('run: roslaunch plas_ros %s %s' % (where, ' '.join(shlex.quote(a) for a in args)), flush=True)
     os.environ['PWD'] = cwd  # the launch files pass it to the nodes as PLAS_ROS_CWD (their folder is ROS_HOME)
     watch = JobWatch(())
     parent = _roslaunch_parent(launch, args, watch)

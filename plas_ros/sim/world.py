@@ -17,7 +17,7 @@ import argparse
 import sys
 import threading
 
-from plas_ros.config import caller_path, job_seed
+from plas_ros.config import ConfigError, caller_path, job_seed
 from plas_ros.sim.arm import ClothArm, SimArmServer
 from plas_ros.sim.cli import StopSignals, parse_without_ros_remappings
 from plas_ros.sim.cloth import ClothSim, load_cloth_config
@@ -95,12 +95,16 @@ def parse_args(argv):
                         '--job)')
     parser.add_argument('--job', default='drivers', help='the job whose default seed an empty --seed means')
     parser.add_argument('--config', default=None, help='cloth simulator config (default config/sim.yaml)')
-    return parse_without_ros_remappings(parser, argv)
+    args = parse_without_ros_remappings(parser, argv)
+    try:
+        args.seed = job_seed(args.job, args.seed)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    return args
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    args.seed = job_seed(args.job, args.seed)
     world = SimWorld(seed=args.seed, config=load_cloth_config(args.config))
     stop_signals = StopSignals()
     wsg_port, arm_port, dsa_path = world.start(args.wsg_port, args.arm_port, caller_path(args.dsa_link))
