@@ -76,19 +76,50 @@ def resolve(name_or_path: str) -> str:
     return config_path(name_or_path)
 
 
-def package_file(path: str) -> str:
-    """A file a node was given: the path as given when it exists, else relative to the package's folder
-    ('config/train_mujoco.yaml': roslaunch runs nodes in ROS_HOME, not in the package), else as given."""
-    if not path or os.path.isabs(path) or os.path.exists(path):
+# The folder a user ran the command from, for nodes: the launch files set it to $PWD, because roslaunch runs every
+# node in ROS_HOME (~/.ros), where a relative path the user typed would otherwise be resolved.
+CALLER_FOLDER_ENV = 'PLAS_ROS_CWD'
+
+
+def caller_path(path: Optional[str]) -> Optional[str]:
+    """A path a user typed (a launch argument, a node parameter, an option), absolute: a relative one is taken
+    from the folder the command ran in ($PLAS_ROS_CWD when set, else the working folder). Empty stays empty."""
+    if not path or os.path.isabs(path):
         return path
+    return os.path.normpath(os.path.join(os.environ.get(CALLER_FOLDER_ENV) or os.getcwd(), path))
+
+
+def package_file(path: str) -> str:
+    """A file a node was given: the path as given (see caller_path) when it exists, else relative to the
+    package's folder ('config/train_mujoco.yaml'), else as given."""
+    if not path or os.path.isabs(path):
+        return path
+    given = caller_path(path)
+    if os.path.exists(given):
+        return given
     inside = os.path.join(os.path.dirname(config_dir()), path)
-    return inside if os.path.exists(inside) else path
+    return inside if os.path.exists(inside) else given
 
 
 def user_path(path: Optional[str], default_name: str) -> str:
     """A configuration file a user named (a command-line option, a node parameter): that path as given
-    (relative to the working folder, never looked up in config/), or config/<default_name> when empty."""
-    return os.path.abspath(path) if path else config_path(default_name)
+    (relative to the caller's folder, see caller_path; never looked up in config/), or config/<default_name>
+    when empty."""
+    return caller_path(path) if path else config_path(default_name)
+
+
+def job_seed(job: str, given=None) -> int:
+    """The seed of a job (collect, train_offline, deploy, drivers): `given` when it is set (not None or ''),
+    else config/run.yaml seeds.<job>, the one place the jobs' default seeds live."""
+    if given is not None and str(given).strip() != '':
+        try:
+            return int(given)
+        except (TypeError, ValueError):
+            raise ConfigError(None, None, 'seed must be an integer, got %r' % (given,)) from None
+    value = lookup('run.yaml', 'seeds.%s' % job)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(config_path('run.yaml'), 'seeds.%s' % job, 'expected an integer, got %r' % (value,))
+    return value
 
 
 # ------------------------------------------------------------------------------------------------- reading

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from plas_ros.collect.policies import POLICY_NAMES, default_checkpoint_out, load_collect_config, make_policy
-from plas_ros.config import config_path, section
+from plas_ros.config import config_path, job_seed, section, user_path
 from plas_ros.data.episodes import ERROR, TIMEOUT
 from plas_ros.data.schema import episode_arrays
 from plas_ros.data.writer import OutputError, ReplayWriter
@@ -69,18 +69,19 @@ def _report(level, text):
 
 
 def collect(output, policy, episodes=None, transitions=None, seed=0, policy_name='', progress=True,
-            fallback_dir=''):
+            fallback_dir='', behaviour_config=''):
     """Append episodes of `policy` to `output` until `episodes` episodes or `transitions` transitions.
 
     Every episode is committed as it completes (a failed commit is retried after the next one), so an
     interrupted collection keeps what it finished; the policy is closed however the collection ends (a
-    learner saves its last checkpoint). Returns the writer's episode summaries. Raises OutputError when
-    another writer holds `output`, EpisodesLost when episodes could not be written by the end.
+    learner saves its last checkpoint). The file stores the seed, `behaviour_config` (the behaviour YAML's
+    text) and each episode's behaviour (a schedule's member). Returns the writer's episode summaries. Raises
+    OutputError when another writer holds `output`, EpisodesLost when episodes could not be written by the end.
     """
     if episodes is None and transitions is None:
         raise ValueError('give episodes or transitions')
     writer = ReplayWriter(output, layout.DATASET_FORMAT, source='sim', policy=policy_name or policy.name, fsync=False,
-                          holder=HOLDER, log=_report)
+                          holder=HOLDER, log=_report, seed=seed, behaviour_config=behaviour_config)
     try:
         summaries = _run_episodes(writer, policy, episodes, transitions, seed, policy_name, progress)
     finally:
@@ -106,7 +107,8 @@ def _run_episodes(writer, policy, episodes, transitions, seed, policy_name, prog
             complete = [s for s in transport.steps if not s.error]  # an error record has no next observation
             if complete:
                 summaries.append(writer.add_episode(episode_arrays(complete, error=summary.outcome == ERROR),
-                                                    source_episode=episode))
+                                                    source_episode=episode,
+                                                    behaviour=getattr(policy, 'current', policy).name))
                 writer.try_commit()
             total += len(complete)
             bar.update(len(complete) if transitions else 1)
@@ -129,7 +131,7 @@ def build_parser():
     limit = parser.add_mutually_exclusive_group(required=True)
     limit.add_argument('--episodes', type=int)
     limit.add_argument('--transitions', type=int, help='collect whole episodes until at least this many')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=int, default=None, help='default: config/run.yaml seeds.collect')
     parser.add_argument('--fallback-dir', default=section(config_path('collect.yaml'), 'recorder')['fallback_dir'],
                         help='where episodes go that the output\'s disk cannot take by the end (default: '
                         'config/collect.yaml recorder.fallback_dir; empty: they are reported lost)')
@@ -143,6 +145,7 @@ def _terminate(signum, frame):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    args.seed = job_seed('collect', args.seed)
     checkpoint_out = None
     if args.policy == 'online_td3':
         checkpoint_out = args.checkpoint_out or default_checkpoint_out(args.output)
@@ -150,8 +153,11 @@ def main(argv=None):
                          noise=args.noise, seed=args.seed, checkpoint_out=checkpoint_out)
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
+        with open(user_path(args.config, 'collect.yaml')) as f:
+            behaviour_config = f.read()
         summaries = collect(args.output, policy, args.episodes, args.transitions, args.seed,
-                            progress=not args.no_progress, fallback_dir=args.fallback_dir)
+                            progress=not args.no_progress, fallback_dir=args.fallback_dir,
+                            behaviour_config=behaviour_config)
     except (OutputError, EpisodesLost) as exc:
         print('error: %s' % exc, file=sys.stderr)
         return 1

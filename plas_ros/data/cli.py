@@ -9,6 +9,7 @@ import json
 import os
 import sys
 
+import h5py
 import numpy as np
 
 from plas_ros.config import section
@@ -20,6 +21,7 @@ from plas_ros.data.schema import rows_outcome
 from plas_ros.data.writer import (
     OutputError,
     check_output_path,
+    episode_behaviours,
     remove_stale_temporaries,
     write_hdf5_atomically,
 )
@@ -113,16 +115,19 @@ def merge(paths, out, force=False):
     if dropped:
         print('merge: not in every input, left out: %s' % ', '.join(dropped), file=sys.stderr)
     columns = {key: [] for key in keys if key != EPISODE_IDS}
-    episode_ids, next_id = [], 0
-    for arrays, _ in parts:
+    episode_ids, behaviours, next_id = [], [], 0
+    for path, (arrays, _) in zip(paths, parts):
         arrays = _close_last_episode(dict(arrays))
         for key in columns:
             columns[key].append(arrays[key])
-        for rows in _slices(arrays):
+        slices = list(_slices(arrays))
+        for rows in slices:
             episode_ids.append(np.full(rows.stop - rows.start, next_id, np.int64))
             next_id += 1
+        behaviours += episode_behaviours(path, len(slices))
     merged = {key: np.concatenate(values) for key, values in columns.items()}
     merged[EPISODE_IDS] = np.concatenate(episode_ids)
+    merged[schema.EPISODE_BEHAVIOUR_KEY] = np.array(behaviours, dtype=h5py.string_dtype())
     write_hdf5_atomically(out, merged, _merged_attrs(paths, [attrs for _, attrs in parts], merged))
     remove_stale_temporaries(out)
     return summarize(out)
@@ -138,8 +143,9 @@ def _merged_attrs(paths, attr_list, merged):
     attrs = {
         schema.ATTR_SOURCE: _unique_join([a.get(schema.ATTR_SOURCE, '') for a in attr_list], '+'),
         schema.ATTR_POLICY: _unique_join([a.get(schema.ATTR_POLICY, '') for a in attr_list], ' + '),
-        schema.ATTR_CONFIG: '\n'.join('# --- from %s ---\n%s' % (p, a.get(schema.ATTR_CONFIG, ''))
-                                      for p, a in zip(paths, attr_list)),
+        schema.ATTR_SEED: ' + '.join(str(a.get(schema.ATTR_SEED, '')) for a in attr_list),
+        **{key: '\n'.join('# --- from %s ---\n%s' % (p, a.get(key, '')) for p, a in zip(paths, attr_list))
+           for key in (schema.ATTR_CONFIG, schema.ATTR_BEHAVIOUR_CONFIG)},
         schema.ATTR_ACTION_LOW: np.min([b.action_low for b in bounds], axis=0).reshape(act_dim),
         schema.ATTR_ACTION_HIGH: np.max([b.action_high for b in bounds], axis=0).reshape(act_dim),
         schema.ATTR_OBS_LAYOUT: layouts.pop() if layouts else '',

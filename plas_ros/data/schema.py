@@ -6,10 +6,11 @@ Files follow D4RL's flat layout so that any D4RL-style file trains, and a record
     rewards (N,) float32                   terminals (N,) bool     timeouts (N,) bool
     next_observations (N, obs_dim) float32 (optional in foreign files; always written by the recorder)
     infos/<name> (N, ...)                  per-transition extras (optional)
-    metadata/<name>                        free-form (optional)
+    metadata/<name>                        free-form (optional); the recorder writes metadata/behaviour,
+                                           the behaviour of each episode (E,) strings
 
 File attributes (all optional for foreign files): schema_version, obs_layout, source, policy, config,
-action_low, action_high (the action bounds; [-1, 1] when absent).
+behaviour_config, seed, action_low, action_high (the action bounds; [-1, 1] when absent).
 """
 import json
 from typing import Any, Dict, List, NamedTuple, Tuple
@@ -50,6 +51,9 @@ ATTR_OBS_LAYOUT = 'obs_layout'
 ATTR_SOURCE = 'source'
 ATTR_POLICY = 'policy'
 ATTR_CONFIG = 'config'
+ATTR_BEHAVIOUR_CONFIG = 'behaviour_config'   # the behaviour policies' (or the deployment's) YAML text
+ATTR_SEED = 'seed'                           # the session's seed (appended sessions joined with ' + ')
+EPISODE_BEHAVIOUR_KEY = METADATA_GROUP + '/behaviour'  # (E,) the behaviour of each episode (a schedule's member)
 ATTR_ACTION_LOW = 'action_low'
 ATTR_ACTION_HIGH = 'action_high'
 DEFAULT_ACTION_BOUNDS = (-1.0, 1.0)

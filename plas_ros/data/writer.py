@@ -175,7 +175,8 @@ class ReplayWriter:
     """
 
     def __init__(self, path, fmt: schema.DatasetFormat, source='sim', policy='', config_text='', append=True,
-                 min_free_bytes=DEFAULT_MIN_FREE_BYTES, fsync=True, holder='', log=None):
+                 min_free_bytes=DEFAULT_MIN_FREE_BYTES, fsync=True, holder='', log=None, seed=None,
+                 behaviour_config=''):
         """`holder` names this writer in its lock (a refused second writer reports it); `log(level, text)`
         hears of failed commits, once per streak of failures (see `try_commit`) and of episodes lost at `close`.
         `min_free_bytes` 0: commits do not check the free space first (a full disk is still met safely at the
@@ -188,6 +189,8 @@ class ReplayWriter:
         self._commit_lock = threading.Lock()
         self._columns = _Columns(schema.column_specs(self.obs_dim, self.act_dim))
         self._pending: List[EpisodeSummary] = []
+        self._behaviours: List[str] = []  # metadata/behaviour: one per episode of the file
+        self.session_policy = str(policy)  # an episode's behaviour when none is named
         self.episodes = 0
         self.committed_episodes = 0
         self.committed_transitions = 0
@@ -197,6 +200,7 @@ class ReplayWriter:
         self.attrs = {
             schema.ATTR_SCHEMA_VERSION: schema.SCHEMA_VERSION, schema.ATTR_OBS_LAYOUT: obs_layout,
             schema.ATTR_SOURCE: str(source), schema.ATTR_POLICY: str(policy), schema.ATTR_CONFIG: str(config_text),
+            schema.ATTR_BEHAVIOUR_CONFIG: str(behaviour_config), schema.ATTR_SEED: '' if seed is None else str(seed),
             schema.ATTR_ACTION_LOW: _bounds(fmt.action_low, self.act_dim),
             schema.ATTR_ACTION_HIGH: _bounds(fmt.action_high, self.act_dim),
         }
@@ -225,8 +229,10 @@ class ReplayWriter:
         self.committed_transitions = n
         self.attrs[schema.ATTR_POLICY] = _joined(attrs.get(schema.ATTR_POLICY, ''), self.attrs[schema.ATTR_POLICY],
                                                  ' + ')
-        self.attrs[schema.ATTR_CONFIG] = _joined(attrs.get(schema.ATTR_CONFIG, ''), self.attrs[schema.ATTR_CONFIG],
-                                                 '\n# --- appended session ---\n')
+        for key in (schema.ATTR_CONFIG, schema.ATTR_BEHAVIOUR_CONFIG):
+            self.attrs[key] = _joined(attrs.get(key, ''), self.attrs[key], '\n# --- appended session ---\n')
+        self.attrs[schema.ATTR_SEED] = _joined(attrs.get(schema.ATTR_SEED, ''), self.attrs[schema.ATTR_SEED], ' + ')
+        self._behaviours = episode_behaviours(self.path, self.episodes)
 
     def _check_compatible(self, arrays, attrs):
         def fail(key, problem):
@@ -254,8 +260,9 @@ class ReplayWriter:
     def transitions(self):
         return self._columns.n
 
-    def add_episode(self, arrays, source_episode=-1, missing_steps=0) -> EpisodeSummary:
-        """Validate one complete episode (key -> rows, see `episode_arrays`) and queue it for the next commit."""
+    def add_episode(self, arrays, source_episode=-1, missing_steps=0, behaviour='') -> EpisodeSummary:
+        """Validate one complete episode (key -> rows, see `episode_arrays`) and queue it for the next commit;
+        `behaviour` names what acted in it (a schedule's member; empty: this session's policy)."""
         rows = len(arrays['rewards'])
         where = '%s (episode %s being added)' % (self.path, source_episode)
         schema.check_arrays(where, arrays, self.obs_dim, self.act_dim)
@@ -270,6 +277,7 @@ class ReplayWriter:
             arrays = dict(arrays)
             arrays['%s/episode_ids' % schema.INFOS_GROUP] = np.full(rows, index, np.int64)
             self._columns.append(arrays, rows)
+            self._behaviours.append(str(behaviour or self.session_policy))
             self.episodes += 1
             errors = np.asarray(arrays['%s/errors' % schema.INFOS_GROUP], bool)
             how = outcome(bool(arrays['terminals'][-1]), bool(arrays['timeouts'][-1]), bool(errors.any()))
@@ -299,6 +307,7 @@ class ReplayWriter:
                 if not pending and os.path.exists(self.path):
                     return []
                 arrays = self._columns.views()
+                arrays[schema.EPISODE_BEHAVIOUR_KEY] = np.array(self._behaviours, dtype=h5py.string_dtype())
                 attrs = dict(self.attrs)
             image = hdf5_image(arrays, attrs)
             self._check_room(len(image))
@@ -332,8 +341,8 @@ class ReplayWriter:
             self.failed_commits = 0
         return committed
 
-    def write_episode(self, arrays, source_episode=-1, missing_steps=0) -> EpisodeSummary:
-        summary = self.add_episode(arrays, source_episode, missing_steps)
+    def write_episode(self, arrays, source_episode=-1, missing_steps=0, behaviour='') -> EpisodeSummary:
+        summary = self.add_episode(arrays, source_episode, missing_steps, behaviour)
         self.commit()
         return summary
 
@@ -401,6 +410,14 @@ class ReplayWriter:
     def pending_episodes(self):
         with self._lock:
             return len(self._pending)
+
+
+def episode_behaviours(path, episodes) -> List[str]:
+    """metadata/behaviour of a file, one string per episode ('' for the episodes of a file written before it was
+    recorded)."""
+    with h5py.File(str(path), 'r') as f:
+        stored = f[schema.EPISODE_BEHAVIOUR_KEY].asstr()[:].tolist() if schema.EPISODE_BEHAVIOUR_KEY in f else []
+    return (list(stored) + [''] * episodes)[:episodes]
 
 
 def _joined(old, new, separator):
@@ -541,8 +558,8 @@ class BackgroundCommitter:
         self._thread = threading.Thread(target=self._run, name='replay-committer', daemon=True)
         self._thread.start()
 
-    def submit(self, arrays, source_episode=-1, missing_steps=0):
-        summary = self.replay.add_episode(arrays, source_episode, missing_steps)
+    def submit(self, arrays, source_episode=-1, missing_steps=0, behaviour=''):
+        summary = self.replay.add_episode(arrays, source_episode, missing_steps, behaviour)
         self._wake.set()
         return summary
 

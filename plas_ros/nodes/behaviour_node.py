@@ -8,8 +8,9 @@ import numpy as np
 import rospy
 
 from plas_ros.collect.policies import load_collect_config, make_policy
+from plas_ros.config import caller_path, job_seed
 from plas_ros.env import layout
-from plas_ros.msg import Action, Observation, Transition
+from plas_ros.msg import Action, Behaviour, Observation, Transition
 from plas_ros.nodes.messages import step_from_transition
 from plas_ros.nodes.params import node_params
 
@@ -17,18 +18,21 @@ from plas_ros.nodes.params import node_params
 class BehaviourNode:
     def __init__(self):
         p = node_params('collect.yaml', 'node')
-        seed = p['seed'] if p['seed'] >= 0 else None
+        seed = job_seed('collect', p['seed'])
+        seed = seed if seed >= 0 else None
         noise = p['noise'] if p['noise'] >= 0 else None
         config = load_collect_config(p['config'] or None)
         if p['policy'] == 'online_td3' and not p['checkpoint_out']:
             raise SystemExit('behaviour_policy: policy online_td3 needs ~checkpoint_out (where its checkpoints '
                              'go; collect.launch sets it)')
-        self.policy = make_policy(p['policy'], config=config, checkpoint=p['checkpoint'] or None, noise=noise,
-                                  seed=seed, checkpoint_out=p['checkpoint_out'] or None)
+        self.policy = make_policy(p['policy'], config=config, checkpoint=caller_path(p['checkpoint']) or None,
+                                  noise=noise, seed=seed, checkpoint_out=caller_path(p['checkpoint_out']) or None)
         rospy.on_shutdown(self.close)
         self.episode = None
         self.last = None  # (episode, step, action) of the last answer
         self.pub = rospy.Publisher('/cloth/action', Action, queue_size=10, tcp_nodelay=True)
+        # latched: a recorder that connects late still learns the behaviour of the episode under way
+        self.behaviour_pub = rospy.Publisher('/cloth/behaviour', Behaviour, queue_size=100, latch=True)
         self.sub = rospy.Subscriber('/cloth/observation', Observation, self.on_observation, queue_size=1,
                                     tcp_nodelay=True)
         self.transitions = None
@@ -60,8 +64,9 @@ class BehaviourNode:
             if msg.episode != self.episode:
                 self.episode = msg.episode
                 self.policy.start_episode(msg.episode)
-                rospy.loginfo('behaviour_policy: episode %d with %s', msg.episode,
-                              getattr(self.policy, 'current', self.policy).name)
+                behaviour = getattr(self.policy, 'current', self.policy).name
+                self.behaviour_pub.publish(Behaviour(episode=msg.episode, policy=behaviour))
+                rospy.loginfo('behaviour_policy: episode %d with %s', msg.episode, behaviour)
             action = self.policy.act(obs)
             self.last = (msg.episode, msg.step, action)
         out = Action(episode=msg.episode, step=msg.step, data=np.asarray(action, dtype=np.float32).tolist())

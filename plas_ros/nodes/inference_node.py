@@ -11,6 +11,7 @@ from std_msgs.msg import Empty, String
 from std_srvs.srv import SetBool, SetBoolResponse, Trigger, TriggerResponse
 
 from plas_ros import deploy
+from plas_ros.config import caller_path
 from plas_ros.data.episodes import EpisodeReturns
 from plas_ros.msg import Action, Observation, Transition
 from plas_ros.nodes.params import node_params
@@ -139,7 +140,7 @@ def read_params():
     if p['episodes'] < 0:
         raise ValueError('~episodes must be >= 0 (0: run until stopped), got %d' % p['episodes'])
     ranges = deploy.load_observation_ranges(p['config'] or None)
-    return config, p['checkpoint'], bool(enabled), bounds, p['episodes'], ranges
+    return config, caller_path(p['checkpoint']), bool(enabled), bounds, p['episodes'], ranges
 
 
 def _bound_param(name, value):

@@ -7,10 +7,11 @@ import threading
 import rospy
 from std_msgs.msg import UInt32
 
+from plas_ros.config import ConfigError, caller_path, job_seed, user_path
 from plas_ros.data.episodes import ERROR
 from plas_ros.data.writer import BackgroundCommitter, EpisodeWriter, OutputError, ReplayWriter
 from plas_ros.env import layout
-from plas_ros.msg import Transition
+from plas_ros.msg import Behaviour, Transition
 from plas_ros.nodes.messages import step_from_transition
 from plas_ros.nodes.params import node_params, ros_log
 
@@ -27,7 +28,8 @@ class RecorderNode:
                                    append=bool(params['append']),
                                    min_free_bytes=int(float(params['min_free_mb']) * 1e6),
                                    fsync=bool(params['fsync']), holder='recorder node %s' % rospy.get_name(),
-                                   log=lambda level, text: ros_log(level, 'recorder: ' + text))
+                                   log=lambda level, text: ros_log(level, 'recorder: ' + text), seed=params['seed'],
+                                   behaviour_config=params['behaviour_config_text'])
         self.replay.commit()  # the file exists (and validates) before the first transition
         self._lock = threading.Lock()
         self.handed_over = 0  # complete (terminal/timeout) episodes submitted for commit
@@ -39,7 +41,9 @@ class RecorderNode:
         self.committer = BackgroundCommitter(self.replay, on_committed=self.on_committed,
                                              retry_period=float(params['commit_retry_s']))
         self.episodes = EpisodeWriter(self.replay, sink=self.submit, log=rospy.logwarn)
+        self.behaviours = {}  # episode id -> the behaviour that acted in it (/cloth/behaviour)
         rospy.on_shutdown(self.shutdown)
+        self.behaviour_sub = rospy.Subscriber('/cloth/behaviour', Behaviour, self.on_behaviour, queue_size=100)
         self.sub = rospy.Subscriber('/cloth/transition', Transition, self.on_transition,
                                     queue_size=int(params['queue_size']), buff_size=2 ** 24)
         rospy.loginfo('recorder: writing %s (%s; %d episodes already in it), %s', self.replay.path,
@@ -52,8 +56,13 @@ class RecorderNode:
                 return
             self.episodes.add(step_from_transition(msg))
 
-    def submit(self, arrays, source_episode, missing_steps):
-        summary = self.committer.submit(arrays, source_episode, missing_steps)
+    def on_behaviour(self, msg):
+        with self._lock:
+            self.behaviours[msg.episode] = msg.policy
+
+    def submit(self, arrays, source_episode, missing_steps):  # called under self._lock (on_transition)
+        summary = self.committer.submit(arrays, source_episode, missing_steps,
+                                        self.behaviours.pop(source_episode, ''))
         if summary.outcome != ERROR:
             self.handed_over += 1
             self.handed_over_transitions += summary.steps
@@ -104,6 +113,14 @@ def main():
     params = node_params('collect.yaml', 'recorder')
     if not params['output']:
         rospy.logfatal('recorder: ~output (the HDF5 file to write) is required')
+        sys.exit(1)
+    params['output'] = caller_path(params['output'])
+    try:
+        params['seed'] = job_seed(params['job'], params['seed'])
+        with open(user_path(params['behaviour_config'], 'collect.yaml')) as f:
+            params['behaviour_config_text'] = f.read()
+    except (ConfigError, OSError) as exc:
+        rospy.logfatal('recorder: %s', exc)
         sys.exit(1)
     try:
         node = RecorderNode(params)

@@ -11,7 +11,7 @@ import sys
 import rospy
 
 from plas_ros.algos.config import ALGOS, defaults, fields_of
-from plas_ros.config import ConfigError, config_path, overlay, package_file, section
+from plas_ros.config import ConfigError, caller_path, config_path, job_seed, overlay, package_file, section
 from plas_ros.nodes.params import node_params
 
 SIM_EVAL_ENV = 'plas_ros.sim.gym_env:make_env'
@@ -30,7 +30,7 @@ def resolve_params(given=None):
 def trainer_argv(params):
     """Translate the node's parameters into `python -m plas_ros.train` arguments; a budget that is null (or a
     step count of 0) is left to the preset."""
-    datasets = shlex.split(str(params['dataset']))
+    datasets = [caller_path(path) for path in shlex.split(str(params['dataset']))]
     if not datasets:
         raise ValueError('~dataset is empty: give one or more HDF5 files, separated by spaces')
     if not params['out']:
@@ -39,7 +39,7 @@ def trainer_argv(params):
     argv = ['--dataset'] + datasets + ['--algo', str(algo)]
     if params['config']:
         argv += ['--config', package_file(str(params['config']))]
-    argv += ['--out', str(params['out']), '--seed', str(params['seed'])]
+    argv += ['--out', caller_path(str(params['out'])), '--seed', str(job_seed('train_offline', params['seed']))]
     for name, option in (('steps', '--steps'), ('vae_steps', '--vae-steps')):
         if params[name] is not None and int(params[name]) > 0:  # 0: the preset's, as before empty meant it
             argv += [option, str(int(params[name]))]

@@ -9,7 +9,7 @@
 All three share one ClothSim under one lock. The driver nodes connect to them exactly as they would to
 the real devices.
 
-    python -m plas_ros.sim.world --wsg-port P --arm-port Q --dsa-link PATH [--seed S]
+    python -m plas_ros.sim.world --wsg-port P --arm-port Q --dsa-link PATH [--seed S | --job JOB]
 
 Arguments of the form `name:=value` (ROS remappings such as __name:= and __log:= that roslaunch adds)
 are ignored, so roslaunch can start this as a node.
@@ -18,6 +18,7 @@ import argparse
 import sys
 import threading
 
+from plas_ros.config import ConfigError, caller_path, job_seed
 from plas_ros.sim.arm import ClothArm, SimArmServer
 from plas_ros.sim.cli import StopSignals, parse_without_ros_remappings
 from plas_ros.sim.cloth import ClothSim, load_cloth_config
@@ -91,16 +92,23 @@ def parse_args(argv):
     parser.add_argument('--wsg-port', type=int, default=0, help='TCP port of the WSG server (0: any free port)')
     parser.add_argument('--arm-port', type=int, default=0, help='TCP port of the arm RPC (0: any free port)')
     parser.add_argument('--dsa-link', default=None, help='symlink to create to the DSA pseudo-terminal')
-    parser.add_argument('--seed', type=int, default=None, help='seed of the first cloth episode')
+    parser.add_argument('--seed', default='', help='seed of the cloth episodes (empty: config/run.yaml seeds of '
+                        '--job)')
+    parser.add_argument('--job', default='drivers', help='the job whose default seed an empty --seed means')
     parser.add_argument('--config', default=None, help='cloth simulator config (default config/sim.yaml)')
-    return parse_without_ros_remappings(parser, argv)
+    args = parse_without_ros_remappings(parser, argv)
+    try:
+        args.seed = job_seed(args.job, args.seed)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    return args
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     world = SimWorld(seed=args.seed, config=load_cloth_config(args.config))
     stop_signals = StopSignals()
-    wsg_port, arm_port, dsa_path = world.start(args.wsg_port, args.arm_port, args.dsa_link)
+    wsg_port, arm_port, dsa_path = world.start(args.wsg_port, args.arm_port, caller_path(args.dsa_link))
     print('sim world up: wsg %s:%d, arm %s:%d, dsa %s (link %s), seed %s'
           % (world.wsg.link.bind_host, wsg_port, world.arm_server.limits.bind_host, arm_port, dsa_path, args.dsa_link,
              args.seed), flush=True)

@@ -16,6 +16,12 @@ def test_cli_ignores_ros_remapping_arguments():
     assert (args.wsg_port, args.arm_port, args.dsa_link, args.seed) == (1234, 99, '/tmp/l', 4)
 
 
+def test_an_empty_seed_is_the_jobs_default():
+    from plas_ros.config import job_seed
+    assert parse_args(['--seed=', '--job', 'deploy']).seed == job_seed('deploy')
+    assert parse_args([]).seed == job_seed('drivers')
+
+
 def test_device_hooks_share_one_cloth():
     world = SimWorld(seed=2)
     world.fingers.set_width(1.8)

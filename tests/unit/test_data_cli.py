@@ -17,7 +17,8 @@ from tests.helpers.tree import REPO_ROOT
 
 
 def recorded(path, ends=('timeout', 'terminal', 'error'), policy='random', length=4, seed=0):
-    writer = EpisodeWriter(ReplayWriter(path, CLOTH, policy=policy, config_text='seed: %d\n' % seed))
+    writer = EpisodeWriter(ReplayWriter(path, CLOTH, policy=policy, config_text='seed: %d\n' % seed, seed=seed,
+                                        behaviour_config='%s: {}\n' % policy))
     for i, end in enumerate(ends):
         for step in make_steps(i, length, end, seed=seed * 100 + i):
             writer.add(step)
@@ -121,6 +122,10 @@ def test_merge_renumbers_episodes_and_joins_provenance(tmp_path, capsys):
     np.testing.assert_array_equal(arrays['observations'][12:], read_file(b)[0]['observations'])
     assert attrs['policy'] == 'random + expert' and attrs['schema_version'] == 1
     assert 'seed: 1' in attrs['config'] and 'seed: 2' in attrs['config']
+    assert attrs['seed'] == '1 + 2' and 'random: {}' in attrs['behaviour_config']
+    assert 'expert: {}' in attrs['behaviour_config']
+    with h5py.File(str(out), 'r') as f:
+        assert f['metadata/behaviour'].asstr()[:].tolist() == ['random'] * 3 + ['expert'] * 2
     code, _, err = run(capsys, 'merge', a, b, '-o', out)
     assert code == 1 and 'exists' in err
     assert run(capsys, 'merge', a, b, '-o', out, '--force')[0] == 0

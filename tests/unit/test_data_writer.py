@@ -188,3 +188,29 @@ def test_background_committer_commits_everything_submitted_before_close(tmp_path
 def test_step_namedtuple_defaults_mean_unknown():
     step = Step(0, 0, [0.0], [0.0], 0.0, [0.0])
     assert not (step.terminal or step.timeout or step.error) and np.isnan(step.timestamp)
+
+
+def test_the_seed_behaviours_and_behaviour_config_are_stored_and_carried_by_appends(tmp_path):
+    path = tmp_path / 'a.h5'
+    replay = ReplayWriter(path, CLOTH, policy='schedule', seed=4, behaviour_config='schedule: []\n')
+    replay.write_episode(episode_arrays(make_steps(0, 3, 'timeout')), 0, behaviour='expert+noise0.2')
+    replay.write_episode(episode_arrays(make_steps(1, 2, 'terminal')), 1, behaviour='random')
+    replay.close()  # one writer per file: the session ends before the next appends
+    again = ReplayWriter(path, CLOTH, policy='expert', seed=9, behaviour_config='expert: {}\n')
+    again.write_episode(episode_arrays(make_steps(2, 2, 'timeout')), 2)  # no behaviour named: the file's policy
+    _, attrs = read_file(path)
+    assert attrs[schema.ATTR_SEED] == '4 + 9' and attrs[schema.ATTR_POLICY] == 'schedule + expert'
+    assert attrs[schema.ATTR_BEHAVIOUR_CONFIG] == 'schedule: []\n\n# --- appended session ---\nexpert: {}\n'
+    with h5py.File(path, 'r') as f:
+        assert f[schema.EPISODE_BEHAVIOUR_KEY].asstr()[:].tolist() == ['expert+noise0.2', 'random', 'expert']
+    assert load_datasets([path], obs_dim=layout.OBS_DIM, act_dim=layout.ACT_DIM).num_episodes == 3
+
+
+def test_a_file_written_before_behaviours_were_stored_gets_empty_ones(tmp_path):
+    path = tmp_path / 'old.h5'
+    ReplayWriter(path, CLOTH).write_episode(episode_arrays(make_steps(0, 2, 'timeout')), 0)
+    with h5py.File(path, 'a') as f:
+        del f[schema.EPISODE_BEHAVIOUR_KEY]
+    ReplayWriter(path, CLOTH, policy='p').write_episode(episode_arrays(make_steps(1, 2, 'timeout')), 1)
+    with h5py.File(path, 'r') as f:
+        assert f[schema.EPISODE_BEHAVIOUR_KEY].asstr()[:].tolist() == ['', 'p']

@@ -39,7 +39,7 @@ ARCHITECTURE = [
      {'plas_ros.sim.wsg': (['plas_ros.hardware.wsg'],  # a twin models the device, never from our driver
                            ['plas_ros.hardware.wsg.protocol'])}),
     ('apps', ['plas_ros.collect', 'plas_ros.policy', 'plas_ros.train', 'plas_ros.deploy', 'plas_ros.reproduce',
-              'plas_ros.normaliser'],
+              'plas_ros.normaliser', 'plas_ros.launcher'],
      {}),
     ('ros', ['plas_ros.nodes', 'plas_ros.msg', 'plas_ros.srv', 'rospy', 'rosgraph', 'roslaunch', 'rosbag'],
      {}),
