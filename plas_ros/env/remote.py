@@ -33,12 +33,25 @@ class FreshSensors:
         self.stamp_clock = stamp_clock
         self.stopped = stopped
         self._latest = {}
+        self._stored = dict.fromkeys(self.topics, 0)
         self._cond = threading.Condition()
 
     def store(self, name, msg, taken=None):
         with self._cond:
             self._latest[name] = (msg, self.clock(), self.stamp_clock() if taken is None else float(taken))
+            self._stored[name] = self._stored.get(name, 0) + 1
             self._cond.notify_all()
+
+    def stored(self):
+        """{name: messages stored so far}: running totals, for the rate each sensor publishes at."""
+        with self._cond:
+            return dict(self._stored)
+
+    def ages(self):
+        """{name: seconds (clock) since its latest message arrived, None before the first}."""
+        with self._cond:
+            now = self.clock()
+            return {name: now - self._latest[name][1] if name in self._latest else None for name in self.topics}
 
     def _silent(self, name, topic, since):
         """Why `name` has no message that arrived after `since` (clock), or None."""
