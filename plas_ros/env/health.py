@@ -21,17 +21,22 @@ from plas_ros.hardware.diagnostics import ERROR, WARN, Monitor
 STEP = 'step'  # the rate of transitions recorded
 
 
-def task_monitor(config, sensor_rates, clock=time.monotonic):
-    """The task's Monitor: each sensor of `sensor_rates` ({name: Hz its driver publishes at}) and the steps.
+def task_monitor(config, sensors, clock=time.monotonic):
+    """The task's Monitor: the rate of each sensor stream of `sensors` (FreshSensors; judged once
+    `expect_rates` says what to expect) and of the steps.
 
     Created with the sensors and the runner: their running totals start at zero here."""
     monitor = Monitor(config, clock=clock)
-    for name, rate_hz in sensor_rates.items():
-        monitor.expect(name, rate_hz)
-    monitor.expect(STEP, None)
-    for name in list(sensor_rates) + [STEP]:
+    for name in list(sensors.topics) + [STEP]:
+        monitor.expect(name, None)
         monitor.count(name, 0)
     return monitor
+
+
+def expect_rates(monitor, sensor_rates):
+    """From now on judge each stream of `sensor_rates` ({name: Hz its driver publishes at, None: not judged})."""
+    for name, rate_hz in sensor_rates.items():
+        monitor.expect(name, rate_hz)
 
 
 def task_report(monitor, sensors, session):

@@ -129,8 +129,13 @@ class Monitor:
         self._link_up = None
 
     def expect(self, name, rate_hz):
-        """Measure `name` (events, e.g. 'state') against `rate_hz` (None: measured and shown, never judged)."""
-        self._rates[name] = _Rate(rate_hz)
+        """Measure `name` (events, e.g. 'state') against `rate_hz` (None: measured and shown, never judged); for a
+        name already measured, only its expected rate changes (learnt once its source is up)."""
+        with self._lock:
+            if name in self._rates:
+                self._rates[name].expected = _Rate(rate_hz).expected
+            else:
+                self._rates[name] = _Rate(rate_hz)
 
     def tick(self, name, count=1):
         with self._lock:

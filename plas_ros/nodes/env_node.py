@@ -18,7 +18,7 @@ from std_srvs.srv import Trigger, TriggerResponse
 from plas_ros.config import lookup, section
 from plas_ros.env.config import load_env_config
 from plas_ros.env.gripper_controller import GraspCalibrationError
-from plas_ros.env.health import task_monitor, task_report
+from plas_ros.env.health import expect_rates, task_monitor, task_report
 from plas_ros.env.remote import (
     DRIVER_SERVICES,
     GRIPPER_ACK,
@@ -151,7 +151,8 @@ class EnvNode:
         self.sensors = FreshSensors({name: topic for name, (topic, _) in topics.items()},
                                     p['sensor_max_age'], stopped=rospy.is_shutdown,
                                     stamp_clock=lambda: rospy.Time.now().to_sec())
-        monitor = task_monitor(diagnostics_params(p), driver_rates(p['tactile_source']))
+        self.tactile_source = p['tactile_source']
+        self.monitor = monitor = task_monitor(diagnostics_params(p), self.sensors)
         # tcp_nodelay: a reading is awaited after every move, so Nagle's algorithm must not hold it back
         self._subs = [rospy.Subscriber(topic, cls, self._store, callback_args=name, queue_size=1, tcp_nodelay=True)
                       for name, (topic, cls) in topics.items()]
@@ -213,6 +214,7 @@ class EnvNode:
                        if pub.get_num_connections() < self.min_subscribers else [])
         self._wait_for('the drivers', lambda: [s for s in DRIVER_SERVICES if not advertised(s)]
                        + self.sensors.never_heard())
+        expect_rates(self.monitor, driver_rates(self.tactile_source))  # the drivers' rate parameters are set now
         self.session.run()
         rospy.loginfo('cloth_env: %d episode(s) done; idle', self.session.finished)
         rospy.spin()

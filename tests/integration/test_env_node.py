@@ -159,9 +159,12 @@ def test_diagnostics_ok_while_collecting_then_warn_and_error_when_the_tactile_st
         loop.observation(0, 0, timeout=30.0)
         loop.act(0, 0, [0.0, 0.0])
         loop.transition(0, 0)
-        ok = values(diagnostics.wait_level(ENV_STATUS, 0, 30, env.output))
+        ok = values(diagnostics.wait_status(ENV_STATUS, lambda s: s.level == 0 and 'measuring' not in s.message
+                                            and 'measuring' not in values(s)['tactile rate'], 30,
+                                            'OK with the rates judged', env.output))
         assert ok['episode state'] == 'running' and ok['link'] == 'up: all 4 sensor streams heard', ok
         assert ok['tactile rate'].endswith('(expected 100.0 Hz)'), ok  # drivers.launch: config/sim_rates.yaml
+        assert ok['pose rate'].endswith('(expected 200.0 Hz)') and ok['gripper rate'].endswith('(expected 100.0 Hz)')
         assert ok['tactile age'].endswith('(/dsa/frame)') and ok['last error'] == 'none', ok
 
         loop.observation(0, 1)

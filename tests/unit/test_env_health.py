@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from plas_ros.env.health import task_monitor, task_report
+from plas_ros.env.health import expect_rates, task_monitor, task_report
 from plas_ros.env.remote import FreshSensors
 from plas_ros.env.runner import RESET_FAILED, RUNNING, WAITING, EpisodeRunner, Session, Transport
 from plas_ros.env.task import RobotError, SensorError
@@ -36,7 +36,8 @@ class Task:
     def __init__(self, world=None, transport=None, **session):
         self.clock = Clock()
         self.sensors = FreshSensors(TOPICS, max_age=0.5, clock=self.clock)
-        self.monitor = task_monitor(CONFIG, RATES, clock=self.clock)
+        self.monitor = task_monitor(CONFIG, self.sensors, clock=self.clock)
+        expect_rates(self.monitor, RATES)
         runner = EpisodeRunner(world, transport or Transport())
         self.session = Session(runner, on_fault=self.monitor.error, operator='/cloth/reset', **session)
 
