@@ -21,15 +21,15 @@ from plas_ros.hardware.diagnostics import ERROR, WARN, Monitor
 STEP = 'step'  # the rate of transitions recorded
 
 
-def task_monitor(config, sensors, clock=time.monotonic):
-    """The task's Monitor: the rate of each sensor stream of `sensors` (FreshSensors; judged once
-    `expect_rates` says what to expect) and of the steps.
+def task_monitor(config, sensor_names, clock=time.monotonic):
+    """The task's Monitor: the rate of each sensor stream of `sensor_names` (ticked by
+    `FreshSensors(on_store=monitor.tick)`; judged once `expect_rates` says what to expect) and of the steps.
 
-    Created with the sensors and the runner: their running totals start at zero here."""
+    Created with the runner: its running total of steps starts at zero here."""
     monitor = Monitor(config, clock=clock)
-    for name in list(sensors.topics) + [STEP]:
+    for name in list(sensor_names) + [STEP]:
         monitor.expect(name, None)
-        monitor.count(name, 0)
+    monitor.count(STEP, 0)
     return monitor
 
 
@@ -41,8 +41,6 @@ def expect_rates(monitor, sensor_rates):
 
 def task_report(monitor, sensors, session):
     """The task's Report now, from `sensors` (FreshSensors) and `session` (the Session that runs the episodes)."""
-    for name, total in sensors.stored().items():
-        monitor.count(name, total)
     monitor.count(STEP, session.runner.steps)
     ages = sensors.ages()
     never = [sensors.topics[name] for name, age in ages.items() if age is None]

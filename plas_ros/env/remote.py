@@ -23,29 +23,26 @@ class FreshSensors:
     `topics` maps a sensor name to the label used in messages (its topic name). Freshness is judged by the
     time a reading was *taken* (`store(..., taken=)`: the message's header stamp, on `stamp_clock`; by
     default its arrival), so that a reading taken before a motion ended is never used after it, however late
-    it arrives. Staleness (`max_age`, every bounded wait) is judged on `clock`, by arrival.
+    it arrives. Staleness (`max_age`, every bounded wait) is judged on `clock`, by arrival. `on_store(name)`
+    hears every message stored (the task's Monitor measures the streams' rates: plas_ros.env.health).
     """
 
-    def __init__(self, topics, max_age, clock=time.monotonic, stopped=lambda: False, stamp_clock=time.time):
+    def __init__(self, topics, max_age, clock=time.monotonic, stopped=lambda: False, stamp_clock=time.time,
+                 on_store=None):
         self.topics = dict(topics)
         self.max_age = float(max_age)
         self.clock = clock
         self.stamp_clock = stamp_clock
         self.stopped = stopped
+        self.on_store = on_store or (lambda name: None)
         self._latest = {}
-        self._stored = dict.fromkeys(self.topics, 0)
         self._cond = threading.Condition()
 
     def store(self, name, msg, taken=None):
         with self._cond:
             self._latest[name] = (msg, self.clock(), self.stamp_clock() if taken is None else float(taken))
-            self._stored[name] = self._stored.get(name, 0) + 1
             self._cond.notify_all()
-
-    def stored(self):
-        """{name: messages stored so far}: running totals, for the rate each sensor publishes at."""
-        with self._cond:
-            return dict(self._stored)
+        self.on_store(name)
 
     def ages(self):
         """{name: seconds (clock) since its latest message arrived, None before the first}."""

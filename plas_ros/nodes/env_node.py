@@ -148,11 +148,11 @@ class EnvNode:
         config = load_env_config(p['config'] or None)
         self.min_subscribers = p['wait_for_recorder']
         topics = sensor_topics(p['tactile_source'])
+        self.tactile_source = p['tactile_source']
+        self.monitor = monitor = task_monitor(diagnostics_params(p), topics)
         self.sensors = FreshSensors({name: topic for name, (topic, _) in topics.items()},
                                     p['sensor_max_age'], stopped=rospy.is_shutdown,
-                                    stamp_clock=lambda: rospy.Time.now().to_sec())
-        self.tactile_source = p['tactile_source']
-        self.monitor = monitor = task_monitor(diagnostics_params(p), self.sensors)
+                                    stamp_clock=lambda: rospy.Time.now().to_sec(), on_store=monitor.tick)
         # tcp_nodelay: a reading is awaited after every move, so Nagle's algorithm must not hold it back
         self._subs = [rospy.Subscriber(topic, cls, self._store, callback_args=name, queue_size=1, tcp_nodelay=True)
                       for name, (topic, cls) in topics.items()]
