@@ -23,15 +23,18 @@ class FreshSensors:
     `topics` maps a sensor name to the label used in messages (its topic name). Freshness is judged by the
     time a reading was *taken* (`store(..., taken=)`: the message's header stamp, on `stamp_clock`; by
     default its arrival), so that a reading taken before a motion ended is never used after it, however late
-    it arrives. Staleness (`max_age`, every bounded wait) is judged on `clock`, by arrival.
+    it arrives. Staleness (`max_age`, every bounded wait) is judged on `clock`, by arrival. `on_store(name)`
+    hears every message stored (the task's Monitor measures the streams' rates: plas_ros.env.health).
     """
 
-    def __init__(self, topics, max_age, clock=time.monotonic, stopped=lambda: False, stamp_clock=time.time):
+    def __init__(self, topics, max_age, clock=time.monotonic, stopped=lambda: False, stamp_clock=time.time,
+                 on_store=None):
         self.topics = dict(topics)
         self.max_age = float(max_age)
         self.clock = clock
         self.stamp_clock = stamp_clock
         self.stopped = stopped
+        self.on_store = on_store or (lambda name: None)
         self._latest = {}
         self._cond = threading.Condition()
 
@@ -39,6 +42,13 @@ class FreshSensors:
         with self._cond:
             self._latest[name] = (msg, self.clock(), self.stamp_clock() if taken is None else float(taken))
             self._cond.notify_all()
+        self.on_store(name)
+
+    def ages(self):
+        """{name: seconds (clock) since its latest message arrived, None before the first}."""
+        with self._cond:
+            now = self.clock()
+            return {name: now - self._latest[name][1] if name in self._latest else None for name in self.topics}
 
     def _silent(self, name, topic, since):
         """Why `name` has no message that arrived after `since` (clock), or None."""

@@ -17,8 +17,15 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
+from plas_ros.data.episodes import ERROR as EPISODE_ERROR
 from plas_ros.data.episodes import EpisodeSummary, Step, summary_of
 from plas_ros.env.task import RobotError, SensorError
+
+# Session.phase: what the session is doing.
+STARTING, RESETTING, RUNNING = 'starting', 'resetting', 'running'
+WAITING, RESET_FAILED = 'waiting for reset', 'reset failed'   # waiting for an operator reset (after a failed one)
+DONE, STOPPED = 'done', 'stopped'
+PHASES = (STARTING, RESETTING, RUNNING, WAITING, RESET_FAILED, DONE, STOPPED)
 
 
 class Transport:
@@ -52,6 +59,8 @@ class EpisodeRunner:
         self.transport = transport
         self.faults = tuple(faults)
         self.max_steps = max_steps
+        self.steps = 0           # transitions recorded, in all episodes (for the step rate)
+        self.last_fault = None   # the text of the last fault that ended an episode
 
     def reset(self, seed=None):
         """The first observation of a new episode (the world's reset errors propagate: see Session)."""
@@ -83,6 +92,7 @@ class EpisodeRunner:
                                       bool(terminal), timeout, info)
             records.append(record)
             self.transport.record(record)
+            self.steps += 1
             if record.ends_episode:
                 break
             observation = next_observation
@@ -106,6 +116,7 @@ class EpisodeRunner:
                       action=() if action is None else np.asarray(action, dtype=np.float32), reward=0.0,
                       next_observation=(), error=True, timestamp=self.transport.timestamp(step),
                       gripper_width=float(width), error_message=str(fault))
+        self.last_fault = 'episode %d ended on an error at step %d: %s' % (episode, step, fault)
         self.transport.record(record)
         return summary_of(records + [record], error=True)
 
@@ -123,12 +134,17 @@ class Session:
     episode waits for an operator reset.
 
     `wait_for_request(timeout)` returns an operator request (an object with `answer(success, message)`)
-    or None; `stopped()` ends the session; `log(level, text)` reports (`logging` levels).
+    or None; `stopped()` ends the session; `log(level, text)` reports (`logging` levels); `on_fault(text)`
+    hears every episode that ended on a fault and every failed reset.
+
+    What it is doing is `phase` (one of PHASES); `error_episodes` and `failed_resets` count the faults and
+    `last_episode_failed` says whether the latest episode ended on one and no reset has worked since (the
+    env node's /diagnostics, plas_ros.env.health).
     """
 
     def __init__(self, runner: EpisodeRunner, episodes=0, autostart=True, first_episode=0,
                  wait_for_request: Callable = None, stopped: Callable = None, log: Callable = None,
-                 reset_faults=(), operator='an operator reset'):
+                 reset_faults=(), operator='an operator reset', on_fault: Callable = None):
         self.runner = runner
         self.episodes = int(episodes)
         self.autostart = bool(autostart)
@@ -139,7 +155,12 @@ class Session:
         self.log = log or (lambda level, text: None)
         self.reset_faults = tuple(reset_faults) + runner.faults
         self.operator = operator
+        self.on_fault = on_fault or (lambda text: None)
         self.accepting_requests = False
+        self.phase = STARTING
+        self.error_episodes = 0
+        self.failed_resets = 0
+        self.last_episode_failed = False
 
     def episodes_left(self):
         return self.episodes <= 0 or self.finished < self.episodes
@@ -155,7 +176,9 @@ class Session:
         try:
             observation = self.runner.reset()
         except self.reset_faults as e:
+            self.failed_resets += 1
             self.log(40, 'reset for episode %d failed: %s' % (self.episode, e))
+            self.on_fault('reset for episode %d failed: %s' % (self.episode, e))
             return None, str(e)
         message = self._ready_message()
         self.log(20, message)
@@ -170,10 +193,11 @@ class Session:
 
     def run(self):
         """Run until `episodes` episodes ended (0: forever) or `stopped()`."""
-        autostart = self.autostart
+        autostart, reset_failed = self.autostart, False
         while not self.stopped() and self.episodes_left():
             request = None
             if not autostart:
+                self.phase = RESET_FAILED if reset_failed else WAITING
                 self.accepting_requests = True
                 try:
                     request = self.wait_for_request(0.2)
@@ -181,17 +205,31 @@ class Session:
                     self.accepting_requests = False
                 if request is None:
                     continue
+            self.phase = RESETTING
             observation, message = self.reset()
+            reset_failed = observation is None
             if request is not None:
-                request.answer(observation is not None, message)
-            if observation is None:
+                request.answer(not reset_failed, message)
+            if reset_failed:
                 autostart = False
                 self.log(40, 'waiting for %s' % self.operator)
                 continue
+            self.last_episode_failed = False  # recovered
             if request is not None and self.autostart and not autostart:
                 self.log(20, 'the operator reset worked; running episodes back to back again')
                 autostart = True
-            if self.runner.run_episode(self.episode, observation) is None:
+            self.phase = RUNNING
+            summary = self.runner.run_episode(self.episode, observation)
+            if summary is None:
+                self.phase = STOPPED
                 return  # stopped mid-episode
-            self.finished += 1
-            self.episode += 1
+            self._ended(summary)
+        self.phase = DONE if not self.episodes_left() else STOPPED
+
+    def _ended(self, summary):
+        self.last_episode_failed = summary.outcome == EPISODE_ERROR
+        if self.last_episode_failed:
+            self.error_episodes += 1
+            self.on_fault(self.runner.last_fault)
+        self.finished += 1
+        self.episode += 1

@@ -1,11 +1,11 @@
 """The health of a device, without ROS: what the driver nodes publish on /diagnostics (doc/diagnostics.md).
 
-A `Monitor` watches one device over a sliding window (config/robot.yaml `diagnostics`): the rates at which
-its data arrive against the expected ones, the bad frames its clients count, the last error it logged, and
-whatever the driver adds (a fast stop, a gripper that is not referenced). `report()` turns that into a
-`Report`: a level (OK, WARN, ERROR, the values of diagnostic_msgs/DiagnosticStatus), a one-line message and
-the key/value pairs a viewer shows. The node (plas_ros/nodes/diagnostics.py) only hands reports to
-diagnostic_updater.
+A `Monitor` watches one device (or the env node's task: plas_ros.env.health) over a sliding window
+(config/robot.yaml `diagnostics`): the rates at which its data arrive against the expected ones, the bad
+frames its clients count, the last error it logged, and whatever the driver adds (a fast stop, a gripper that
+is not referenced). `report()` turns that into a `Report`: a level (OK, WARN, ERROR, the values of
+diagnostic_msgs/DiagnosticStatus), a one-line message and the key/value pairs a viewer shows. The nodes
+(plas_ros/nodes/drivers.py `Diagnostics`) only hand reports to diagnostic_updater.
 
 `missing_ros_modules()` says which ROS Python modules the driver nodes need but cannot find (without importing
 ROS), for a launcher that checks before it starts anything.
@@ -83,7 +83,7 @@ class _Rate:
     """Events per second over the last `window` s (at most the time since `restart`)."""
 
     def __init__(self, expected):
-        self.expected = float(expected)
+        self.expected = None if expected is None else float(expected)
         self.times = collections.deque()
         self.total = None  # the last running total given to Monitor.count
 
@@ -129,8 +129,13 @@ class Monitor:
         self._link_up = None
 
     def expect(self, name, rate_hz):
-        """Measure `name` (events, e.g. 'state') against `rate_hz`."""
-        self._rates[name] = _Rate(rate_hz)
+        """Measure `name` (events, e.g. 'state') against `rate_hz` (None: measured and shown, never judged); for a
+        name already measured, only its expected rate changes (learnt once its source is up)."""
+        with self._lock:
+            if name in self._rates:
+                self._rates[name].expected = _Rate(rate_hz).expected
+            else:
+                self._rates[name] = _Rate(rate_hz)
 
     def tick(self, name, count=1):
         with self._lock:
@@ -194,6 +199,8 @@ class Monitor:
 
     def _judge_rate(self, name, rate, now):
         measured = rate.measured(now, self.config.window, self._link_since)
+        if rate.expected is None:
+            return OK, '%.1f Hz' % measured
         text = '%.1f Hz (expected %.1f Hz)' % (measured, rate.expected)
         if now - self._link_since < self.config.window / 2.0:
             return OK, text + ', measuring'  # too soon after the link came up to tell

@@ -1,5 +1,6 @@
-"""What the driver nodes share for /diagnostics, tactile images and frames: wiring only (the statuses are
-plas_ros.hardware.diagnostics', the images plas_ros.hardware.tactile_image's).
+"""What the driver nodes (and cloth_env, for its /diagnostics) share for /diagnostics, tactile images and
+frames: wiring only (the statuses are plas_ros.hardware.diagnostics', the images
+plas_ros.hardware.tactile_image's).
 
 diagnostic_updater is a ROS package of its own (Debian: python3-diagnostic-updater; Noetic:
 ros-noetic-diagnostic-updater); `require_diagnostic_updater()` stops a node that lacks it with one line naming

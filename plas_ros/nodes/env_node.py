@@ -2,8 +2,9 @@
 
 The task, the episode loop, sensor freshness, the gripper retry policy and the reset / autostart state
 machine are the core's (`plas_ros.env.task`, `.runner`, `.remote`); this node only wires them to the driver
-nodes' topics and services, to /cloth/observation, /cloth/action and /cloth/transition, and to the
-/cloth/reset service. Topics, services and parameters: README.md, section cloth_env.
+nodes' topics and services, to /cloth/observation, /cloth/action and /cloth/transition, to the
+/cloth/reset service, and its health (`plas_ros.env.health`) to /diagnostics. Topics, services and parameters:
+README.md, section cloth_env.
 """
 import functools
 import queue
@@ -14,8 +15,10 @@ import rospy
 from geometry_msgs.msg import PoseStamped, WrenchStamped
 from std_srvs.srv import Trigger, TriggerResponse
 
+from plas_ros.config import lookup, section
 from plas_ros.env.config import load_env_config
 from plas_ros.env.gripper_controller import GraspCalibrationError
+from plas_ros.env.health import expect_rates, task_monitor, task_report
 from plas_ros.env.remote import (
     DRIVER_SERVICES,
     GRIPPER_ACK,
@@ -35,6 +38,7 @@ from plas_ros.env.task import (
     validate_action,
 )
 from plas_ros.msg import Action, GripperState, Observation, TactileFrame, Transition
+from plas_ros.nodes.drivers import Diagnostics, diagnostics_params, require_diagnostic_updater
 from plas_ros.nodes.messages import reading_from_messages, transition_msg
 from plas_ros.nodes.params import ServiceCaller, advertised, node_params, ros_log
 from plas_ros.srv import GripperCommand, TipMove
@@ -49,6 +53,26 @@ def sensor_topics(tactile_source):
         raise SystemExit('cloth_env: ~tactile_source %r is none of %s' % (tactile_source, ', '.join(TACTILE_SOURCES)))
     return {'tactile': (TACTILE_SOURCES[tactile_source], TactileFrame), 'wrench': ('/arm/wrench', WrenchStamped),
             'pose': ('/arm/tip_pose', PoseStamped), 'gripper': ('/wsg/state', GripperState)}
+
+
+# The parameter (namespace/name) of the rate each stream's driver publishes at, the one the driver reads (else
+# config/robot.yaml's). The wrench's is not judged: the arm driver restarts its median after every move, so while
+# the task steps the wrench comes slower than the arm's rate by design (its age is judged).
+TACTILE_RATES = {'dsa': 'dsa/frame_rate', 'finger1': 'wsg/tactile_rate', 'finger2': 'wsg/tactile_rate'}
+SENSOR_RATES = {'wrench': None, 'pose': 'arm/rate', 'gripper': 'wsg/state_rate'}
+
+
+def driver_rates(tactile_source):
+    """name -> the Hz each sensor stream is expected at (None: not judged)."""
+    keys = dict({'tactile': TACTILE_RATES[tactile_source]}, **SENSOR_RATES)
+    return {name: None if key is None else _driver_rate(key) for name, key in keys.items()}
+
+
+def _driver_rate(key):
+    """The rate parameter `key` ('dsa/frame_rate') in its driver's namespace, else config/robot.yaml's."""
+    return float(rospy.get_param('/' + key, lookup('robot.yaml', key.replace('/', '.'))))
+
+
 SERVICE_TYPES = {MOVE_TIP: TipMove, MOVE_TO_START: Trigger, GRIPPER_MOVE: GripperCommand, GRIPPER_ACK: Trigger}
 
 
@@ -119,26 +143,32 @@ class RosTransport(Transport):
 
 class EnvNode:
     def __init__(self):
-        p = node_params('env.yaml', 'node')
+        # config/env.yaml node; the /diagnostics thresholds are the drivers' (robot.yaml diagnostics)
+        p = node_params('env.yaml', 'node', extra={'diagnostics': section('robot.yaml', 'diagnostics')})
         config = load_env_config(p['config'] or None)
         self.min_subscribers = p['wait_for_recorder']
         topics = sensor_topics(p['tactile_source'])
+        self.tactile_source = p['tactile_source']
+        self.monitor = monitor = task_monitor(diagnostics_params(p), topics)
         self.sensors = FreshSensors({name: topic for name, (topic, _) in topics.items()},
                                     p['sensor_max_age'], stopped=rospy.is_shutdown,
-                                    stamp_clock=lambda: rospy.Time.now().to_sec())
+                                    stamp_clock=lambda: rospy.Time.now().to_sec(), on_store=monitor.tick)
         # tcp_nodelay: a reading is awaited after every move, so Nagle's algorithm must not hold it back
         self._subs = [rospy.Subscriber(topic, cls, self._store, callback_args=name, queue_size=1, tcp_nodelay=True)
                       for name, (topic, cls) in topics.items()]
         to_reading = functools.partial(reading_from_messages, tactile_topic=topics['tactile'][0])
         robot = DriverRobot(ServiceCaller(SERVICE_TYPES, p['service_timeout'], RobotError), self.sensors, to_reading,
-                            config.gripper.speed_mm_s, p['wsg_retries'], log=self._log)
+                            config.gripper.speed_mm_s, p['wsg_retries'], log=monitor.logger(self._log))
         self.transport = RosTransport(self.sensors, p['action_timeout'])
         world = TaskEnv(ClothSlideTask(config, robot, log=rospy.loginfo))
         self.requests = queue.Queue()
         self.session = Session(EpisodeRunner(world, self.transport), episodes=p['episodes'],
                                autostart=p['autostart'], first_episode=p['first_episode'],
                                wait_for_request=self._next_request, stopped=rospy.is_shutdown, log=self._log,
-                               reset_faults=(GraspCalibrationError,), operator='/cloth/reset')
+                               reset_faults=(GraspCalibrationError,), operator='/cloth/reset',
+                               on_fault=monitor.error)
+        self.diagnostics = Diagnostics('cloth task', monitor.config,
+                                       [('task', lambda: task_report(monitor, self.sensors, self.session))])
         self.reset_srv = rospy.Service('/cloth/reset', Trigger, self._on_reset)
 
     def _store(self, msg, name):
@@ -184,12 +214,14 @@ class EnvNode:
                        if pub.get_num_connections() < self.min_subscribers else [])
         self._wait_for('the drivers', lambda: [s for s in DRIVER_SERVICES if not advertised(s)]
                        + self.sensors.never_heard())
+        expect_rates(self.monitor, driver_rates(self.tactile_source))  # the drivers' rate parameters are set now
         self.session.run()
         rospy.loginfo('cloth_env: %d episode(s) done; idle', self.session.finished)
         rospy.spin()
 
 
 def main():
+    require_diagnostic_updater('cloth_env')
     rospy.init_node('cloth_env')
     EnvNode().spin()
 

@@ -22,17 +22,21 @@ class DiagnosticsLog:
 
     def wait_level(self, name, level, timeout, output=''):
         """The first status of `name` at `level` (0 OK, 1 WARN, 2 ERROR) published from now on."""
+        return self.wait_status(name, lambda status: status.level == level, timeout, 'at level %d' % level, output)
+
+    def wait_status(self, name, accept, timeout, what, output=''):
+        """The first status of `name` that `accept(status)` takes, published from now on."""
         mark = self.log.count
 
         def found():
             for array in self.log.since(mark):
                 for status in array.status:
-                    if status.name == name and status.level == level:
+                    if status.name == name and accept(status):
                         return status
             return None
         last = self.latest(name)
-        return wait_for(found, timeout, what='%s at level %d (last: %s)\n%s' % (
-            name, level, last and (last.level, last.message), output))
+        return wait_for(found, timeout, what='%s %s (last: %s)\n%s' % (
+            name, what, last and (last.level, last.message), output))
 
     def close(self):
         self.log.sub.unregister()

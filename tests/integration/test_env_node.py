@@ -143,3 +143,48 @@ def test_drivers_slower_than_the_service_timeout_are_waited_for(rospy_node, rosl
         assert 'failed' not in env.output, env.output
     finally:
         loop.close()
+
+
+ENV_STATUS = 'cloth_env: task'
+
+
+def test_diagnostics_ok_while_collecting_then_warn_and_error_when_the_tactile_stream_stops(env_loop, rospy_node):
+    """/diagnostics: OK while the episode runs with every stream at its driver's rate; the DSA driver killed, the
+    status names /dsa/frame (WARN: too old; ERROR: its rate, then the reset that fails on it), counts the faults
+    and keeps the ERROR until an operator reset succeeds."""
+    from tests.helpers.driver_topics import DiagnosticsLog, values
+    loop, env, _ = env_loop
+    diagnostics = DiagnosticsLog(rospy_node)
+    try:
+        loop.observation(0, 0, timeout=30.0)
+        loop.act(0, 0, [0.0, 0.0])
+        loop.transition(0, 0)
+        ok = values(diagnostics.wait_status(ENV_STATUS, lambda s: s.level == 0 and 'measuring' not in s.message
+                                            and 'measuring' not in values(s)['tactile rate'], 30,
+                                            'OK with the rates judged', env.output))
+        assert ok['episode state'] == 'running' and ok['link'] == 'up: all 4 sensor streams heard', ok
+        assert ok['tactile rate'].endswith('(expected 100.0 Hz)'), ok  # drivers.launch: config/sim_rates.yaml
+        assert ok['pose rate'].endswith('(expected 200.0 Hz)') and ok['gripper rate'].endswith('(expected 100.0 Hz)')
+        assert ok['tactile age'].endswith('(/dsa/frame)') and ok['last error'] == 'none', ok
+
+        loop.observation(0, 1)
+        subprocess.run(['rosnode', 'kill', '/dsa/dsa_driver'], check=True, capture_output=True, timeout=20)
+        stale = diagnostics.wait_status(ENV_STATUS, lambda s: s.level >= 1 and '/dsa/frame' in s.message, 20,
+                                        'naming /dsa/frame', env.output)
+        failed = diagnostics.wait_status(ENV_STATUS, lambda s: 'reset failed' in s.message, 30,
+                                         'with the failed reset', env.output)
+        shown = values(failed)
+        assert failed.level == 2 and shown['episode state'] == 'reset failed', (failed.message, shown)
+        assert shown['episodes ended on an error'] == '1' and int(shown['failed resets']) >= 1, shown
+        assert '/dsa/frame' in shown['last error'] and stale.level in (1, 2)
+
+        # drivers.launch respawns the DSA driver: once its frames flow again, the operator's reset clears the ERROR.
+        diagnostics.wait_status(ENV_STATUS, lambda s: values(s)['tactile age'][0].isdigit()
+                                and float(values(s)['tactile age'].split()[0]) < 0.5, 60, 'with /dsa/frame back')
+        from std_srvs.srv import Trigger
+        reply = rospy_node.ServiceProxy('/cloth/reset', Trigger)()
+        assert reply.success, reply.message
+        back = values(diagnostics.wait_level(ENV_STATUS, 0, 30, env.output))
+        assert back['episode state'] == 'running' and back['episode'] == '1', back
+    finally:
+        diagnostics.close()

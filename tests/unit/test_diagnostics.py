@@ -67,6 +67,17 @@ def test_the_rate_against_the_expected_one_sets_the_level(monitor):
     assert monitor.report(True, 'up').level == ERROR
 
 
+def test_a_rate_expected_at_none_is_shown_and_never_judged(monitor):
+    monitor, clock = monitor
+    monitor.expect('steps', None)  # the env node's step rate: it follows the policy
+    feed(monitor, clock, 'state', 30.0, 6.0)
+    report = monitor.report(True, 'up')
+    assert report.level == OK and report.value('steps rate') == '0.0 Hz', report
+    monitor.expect('state', 60.0)  # expected at another rate: judged from now on, over what was measured
+    report = monitor.report(True, 'up')
+    assert report.level == WARN and report.value('state rate').startswith('30.0 Hz (expected 60.0 Hz)'), report
+
+
 def test_no_link_is_an_error_and_rates_restart_when_it_comes_back(monitor):
     monitor, clock = monitor
     feed(monitor, clock, 'state', 30.0, 6.0)
