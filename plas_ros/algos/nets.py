@@ -73,7 +73,8 @@ class StackedMLP(nn.Module):
         for part, w in zip(inputs[1:], input_weights[1:]):
             x = torch.baddbmm(x, part, w)
         for w, b in zip(weights, biases[1:]):
-            x = torch.baddbmm(b, torch.relu(x), w)
+            # In place: x is this forward's own product, which neither baddbmm's backward nor anything else keeps.
+            x = torch.baddbmm(b, x.relu_(), w)
         return x
 
 
@@ -262,7 +263,10 @@ class FusedAdam:
         self.lr, self.betas, self.eps = float(lr), tuple(betas), float(eps)
         self.exp_avgs = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sqs = [torch.zeros_like(p) for p in self.params]
-        self.steps = [torch.zeros((), dtype=torch.float32) for _ in self.params]
+        # One tensor counts the steps of every parameter (one add_ per step, not one per parameter); the kernel
+        # reads a 0-d view of it per parameter.
+        self.step_count = torch.zeros(len(self.params), dtype=torch.float32)
+        self.steps = list(self.step_count.unbind(0))
 
     def zero_grad(self, set_to_none: bool = True):
         for p in self.params:
@@ -270,7 +274,7 @@ class FusedAdam:
 
     def step(self):
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        torch._foreach_add_(self.steps, 1.0)
+        self.step_count.add_(1.0)
         torch._fused_adam_(self.params, grads, self.exp_avgs, self.exp_avg_sqs, [], self.steps, lr=self.lr,
                            beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
                            amsgrad=False, maximize=False)
