@@ -207,7 +207,7 @@ def td_target(reward, not_done, gamma, q1_next, q2_next, lmbda):
 
 def twin_critic_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """MSE(Q1, y) + MSE(Q2, y) per seed, summed over seeds; q (S, 2, batch), target (S, batch)."""
-    return (q - target.unsqueeze(1)).pow(2).sum() / q.shape[-1]
+    return torch.nn.functional.mse_loss(q, target.unsqueeze(1).expand_as(q), reduction='sum') / q.shape[-1]
 
 
 def repeat_states(obs: torch.Tensor, times: int) -> torch.Tensor:
