@@ -187,7 +187,8 @@ def main():
         return peer_main(args.peer)
     sys.path.insert(0, ROOT)
     started = time.perf_counter()
-    print('load average before: %.2f %.2f %.2f (%d cores); clock: %s' % (os.getloadavg() + (os.cpu_count(), args.clock)))
+    print('load average before: %.2f %.2f %.2f (%d cores); clock: %s'
+          % (os.getloadavg() + (os.cpu_count(), args.clock)))
     passed = True
     for name in args.presets.split(','):
         preset, obs_dim, act_dim, n, vae_steps, policy_steps = PRESETS[name]

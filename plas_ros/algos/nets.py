@@ -263,10 +263,10 @@ class FusedAdam:
         self.lr, self.betas, self.eps = float(lr), tuple(betas), float(eps)
         self.exp_avgs = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sqs = [torch.zeros_like(p) for p in self.params]
-        # One tensor counts the steps of every parameter (one add_ per step, not one per parameter); the kernel
-        # reads a 0-d view of it per parameter.
+        # One tensor counts the steps of every parameter: one add_ per step, where a list of 0-d counters took
+        # a loop of scalar adds. The kernel reads views of it, made at each step (not kept as attributes, so
+        # that moving the optimiser's tensors to a device cannot separate them from it).
         self.step_count = torch.zeros(len(self.params), dtype=torch.float32)
-        self.steps = list(self.step_count.unbind(0))
 
     def zero_grad(self, set_to_none: bool = True):
         for p in self.params:
@@ -275,15 +275,15 @@ class FusedAdam:
     def step(self):
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
         self.step_count.add_(1.0)
-        torch._fused_adam_(self.params, grads, self.exp_avgs, self.exp_avg_sqs, [], self.steps, lr=self.lr,
-                           beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
+        torch._fused_adam_(self.params, grads, self.exp_avgs, self.exp_avg_sqs, [], list(self.step_count.unbind(0)),
+                           lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
                            amsgrad=False, maximize=False)
 
     def state_dict(self) -> Dict:
         """Copies of the moments and step counts (parameters not yet stepped have no entry, as in torch)."""
+        moments = zip(self.step_count.unbind(0), self.exp_avgs, self.exp_avg_sqs)
         state = {i: {'step': step.clone(), 'exp_avg': avg.clone(), 'exp_avg_sq': avg_sq.clone()}
-                 for i, (step, avg, avg_sq) in enumerate(zip(self.steps, self.exp_avgs, self.exp_avg_sqs))
-                 if step.item() > 0}
+                 for i, (step, avg, avg_sq) in enumerate(moments) if step.item() > 0}
         group = {'lr': self.lr, 'betas': self.betas, 'eps': self.eps, 'weight_decay': 0, 'amsgrad': False,
                  'maximize': False, 'foreach': None, 'capturable': False, 'differentiable': False, 'fused': True,
                  'decoupled_weight_decay': False, 'params': list(range(len(self.params)))}
@@ -305,7 +305,7 @@ class FusedAdam:
             if any(shape != tuple(p.shape) for shape in shapes):
                 raise ValueError('optimizer state of parameter %d has shapes %s, expected %s'
                                  % (index, shapes, tuple(p.shape)))
-        for entry, step, avg, avg_sq in zip(entries, self.steps, self.exp_avgs, self.exp_avg_sqs):
+        for entry, step, avg, avg_sq in zip(entries, self.step_count.unbind(0), self.exp_avgs, self.exp_avg_sqs):
             if entry is None:
                 for tensor in (step, avg, avg_sq):
                     tensor.zero_()
