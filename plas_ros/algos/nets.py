@@ -34,6 +34,9 @@ class StackedMLP(nn.Module):
         self.weights = nn.ParameterList(
             [nn.Parameter(torch.empty(members, i, o)) for i, o in zip(sizes[1:-1], sizes[2:])])
         self.biases = nn.ParameterList([nn.Parameter(torch.empty(members, 1, o)) for o in sizes[1:]])
+        # The forward pass's parameter order, kept once: a ParameterList's item access costs more than a layer's
+        # product at this size. Parameters keep their identity through load_state_dict, .to() and deepcopy.
+        self.ordered = (*self.input_weights, *self.weights, *self.biases)
 
     def reset_parameters(self, generators: Sequence[torch.Generator]):
         """PyTorch's nn.Linear default initialisation, drawn member by member from its own generator."""
@@ -59,7 +62,7 @@ class StackedMLP(nn.Module):
         `repeats` > 1: inputs[0] (the states) has one row for every `repeats` consecutive rows of the other
         inputs (several sampled actions per state), and its first-layer product is computed once per state.
         """
-        params = list(self.input_weights) + list(self.weights) + list(self.biases)
+        params = self.ordered
         if detached:
             params = [p.detach() for p in params]
         if members is not None:
