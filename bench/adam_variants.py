@@ -78,7 +78,7 @@ def main():
     names = args.variants.split(',')
     torch.set_num_threads(args.threads)
     preset, obs_dim, act_dim, n, vae_steps, policy_steps = PRESETS['robot']
-    spec = {'preset': preset, 'obs_dim': obs_dim, 'act_dim': act_dim, 'n': n, 'threads': args.threads,
+    spec = {'preset': preset, 'obs_dim': obs_dim, 'act_dim': act_dim, 'n': n, 'threads': args.threads, 'clock': 'cpu',
             'vae_steps': max(1, int(vae_steps * args.scale)), 'policy_steps': max(1, int(policy_steps * args.scale))}
     print('torch %s; load average before: %.2f %.2f %.2f' % ((torch.__version__,) + os.getloadavg()))
     rates = {name: {'vae': [], 'policy': []} for name in names}

@@ -34,6 +34,9 @@ class StackedMLP(nn.Module):
         self.weights = nn.ParameterList(
             [nn.Parameter(torch.empty(members, i, o)) for i, o in zip(sizes[1:-1], sizes[2:])])
         self.biases = nn.ParameterList([nn.Parameter(torch.empty(members, 1, o)) for o in sizes[1:]])
+        # The forward pass's parameter order, kept once: a ParameterList's item access costs more than a layer's
+        # product at this size. Parameters keep their identity through load_state_dict, .to() and deepcopy.
+        self.ordered = (*self.input_weights, *self.weights, *self.biases)
 
     def reset_parameters(self, generators: Sequence[torch.Generator]):
         """PyTorch's nn.Linear default initialisation, drawn member by member from its own generator."""
@@ -59,7 +62,7 @@ class StackedMLP(nn.Module):
         `repeats` > 1: inputs[0] (the states) has one row for every `repeats` consecutive rows of the other
         inputs (several sampled actions per state), and its first-layer product is computed once per state.
         """
-        params = list(self.input_weights) + list(self.weights) + list(self.biases)
+        params = self.ordered
         if detached:
             params = [p.detach() for p in params]
         if members is not None:
@@ -73,7 +76,8 @@ class StackedMLP(nn.Module):
         for part, w in zip(inputs[1:], input_weights[1:]):
             x = torch.baddbmm(x, part, w)
         for w, b in zip(weights, biases[1:]):
-            x = torch.baddbmm(b, torch.relu(x), w)
+            # In place: x is this forward's own product, which neither baddbmm's backward nor anything else keeps.
+            x = torch.baddbmm(b, x.relu_(), w)
         return x
 
 
@@ -207,7 +211,7 @@ def td_target(reward, not_done, gamma, q1_next, q2_next, lmbda):
 
 def twin_critic_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """MSE(Q1, y) + MSE(Q2, y) per seed, summed over seeds; q (S, 2, batch), target (S, batch)."""
-    return (q - target.unsqueeze(1)).pow(2).sum() / q.shape[-1]
+    return torch.nn.functional.mse_loss(q, target.unsqueeze(1).expand_as(q), reduction='sum') / q.shape[-1]
 
 
 def repeat_states(obs: torch.Tensor, times: int) -> torch.Tensor:
@@ -263,7 +267,10 @@ class FusedAdam:
         self.lr, self.betas, self.eps = float(lr), tuple(betas), float(eps)
         self.exp_avgs = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sqs = [torch.zeros_like(p) for p in self.params]
-        self.steps = [torch.zeros((), dtype=torch.float32) for _ in self.params]
+        # One tensor counts the steps of every parameter: one add_ per step, where a list of 0-d counters took
+        # a loop of scalar adds. The kernel reads views of it, made at each step (not kept as attributes, so
+        # that moving the optimiser's tensors to a device cannot separate them from it).
+        self.step_count = torch.zeros(len(self.params), dtype=torch.float32)
 
     def zero_grad(self, set_to_none: bool = True):
         for p in self.params:
@@ -271,16 +278,16 @@ class FusedAdam:
 
     def step(self):
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        torch._foreach_add_(self.steps, 1.0)
-        torch._fused_adam_(self.params, grads, self.exp_avgs, self.exp_avg_sqs, [], self.steps, lr=self.lr,
-                           beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
+        self.step_count.add_(1.0)
+        torch._fused_adam_(self.params, grads, self.exp_avgs, self.exp_avg_sqs, [], list(self.step_count.unbind(0)),
+                           lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
                            amsgrad=False, maximize=False)
 
     def state_dict(self) -> Dict:
         """Copies of the moments and step counts (parameters not yet stepped have no entry, as in torch)."""
+        moments = zip(self.step_count.unbind(0), self.exp_avgs, self.exp_avg_sqs)
         state = {i: {'step': step.clone(), 'exp_avg': avg.clone(), 'exp_avg_sq': avg_sq.clone()}
-                 for i, (step, avg, avg_sq) in enumerate(zip(self.steps, self.exp_avgs, self.exp_avg_sqs))
-                 if step.item() > 0}
+                 for i, (step, avg, avg_sq) in enumerate(moments) if step.item() > 0}
         group = {'lr': self.lr, 'betas': self.betas, 'eps': self.eps, 'weight_decay': 0, 'amsgrad': False,
                  'maximize': False, 'foreach': None, 'capturable': False, 'differentiable': False, 'fused': True,
                  'decoupled_weight_decay': False, 'params': list(range(len(self.params)))}
@@ -302,7 +309,7 @@ class FusedAdam:
             if any(shape != tuple(p.shape) for shape in shapes):
                 raise ValueError('optimizer state of parameter %d has shapes %s, expected %s'
                                  % (index, shapes, tuple(p.shape)))
-        for entry, step, avg, avg_sq in zip(entries, self.steps, self.exp_avgs, self.exp_avg_sqs):
+        for entry, step, avg, avg_sq in zip(entries, self.step_count.unbind(0), self.exp_avgs, self.exp_avg_sqs):
             if entry is None:
                 for tensor in (step, avg, avg_sq):
                     tensor.zero_()

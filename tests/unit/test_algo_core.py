@@ -111,6 +111,27 @@ def test_adam_state_round_trip_continues_bit_identically(tmp_path, saver, loader
     assert all(torch.equal(a, b) for a, b in zip(result, expected))
 
 
+def test_fused_adam_keeps_counting_after_its_tensors_are_replaced():
+    """A device move replaces every tensor attribute of the optimiser (plas_ros.algos.devices); the step counts
+    must still advance (they are one tensor, not views kept beside it), bit-identical to torch.optim.Adam."""
+    torch.manual_seed(0)
+    start = [torch.randn(3, 4), torch.randn(4)]
+    grads = [[torch.randn(3, 4), torch.randn(4)] for _ in range(6)]
+    reference_params = [torch.nn.Parameter(t.clone()) for t in start]
+    expected = _adam_run(torch.optim.Adam(reference_params, lr=1e-2, fused=True), reference_params, grads)
+    params = [torch.nn.Parameter(t.clone()) for t in start]
+    optimizer = FusedAdam(params, lr=1e-2)
+    _adam_run(optimizer, params, grads[:3])
+    for name, value in list(vars(optimizer).items()):
+        if isinstance(value, torch.Tensor):
+            setattr(optimizer, name, value.clone())
+        elif name != 'params' and isinstance(value, list):
+            setattr(optimizer, name, [t.clone() for t in value])
+    result = _adam_run(optimizer, params, grads[3:])
+    assert optimizer.state_dict()['state'][0]['step'].item() == 6
+    assert all(torch.equal(a, b) for a, b in zip(result, expected))
+
+
 def test_fused_adam_state_is_a_copy_and_refuses_other_parameters():
     p = torch.nn.Parameter(torch.zeros(2))
     optimizer = FusedAdam([p], lr=1e-2)
