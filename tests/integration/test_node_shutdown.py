@@ -22,7 +22,7 @@ from tests.helpers.ros import ManagedProcess, digest, start_master
 from tests.helpers.tree import script
 
 pytestmark = pytest.mark.needs('scripts/dsa_node', 'scripts/wsg_node', 'scripts/arm_node', 'scripts/env_node',
-                               'scripts/recorder_node', 'scripts/behaviour_node')
+                               'scripts/recorder_node', 'scripts/behaviour_node', 'scripts/inference_node')
 
 EXIT_BOUND = 10.0   # s: master.timeout (config/run.yaml, 2 s) for the unregistering, plus the node's own
 #                      clean-up, with room for a loaded machine; a node that hangs never exits at all
@@ -61,6 +61,8 @@ CASES = {
                                            '_output:=%s' % os.path.join(tmp, 'out.h5')], 'recorder: writing'),
     'behaviour': (None, lambda tmp, ports: [script('behaviour_node'), '__name:=behaviour_policy'],
                   'behaviour_policy: schedule'),
+    'inference': (None, lambda tmp, ports: [script('inference_node'), '__name:=inference', '_sim:=true',
+                                            '_checkpoint:=%s' % os.path.join(tmp, 'checkpoint')], 'policy from'),
 }
 
 RUNS = [(name, 'frozen', signal.SIGTERM) for name in CASES] + [
@@ -103,10 +105,12 @@ def _wait_for_line(proc, line, timeout):
 
 @pytest.mark.parametrize('case, master_fate, sig', RUNS,
                          ids=['%s-%s-%s' % (case, fate, sig.name) for case, fate, sig in RUNS])
-def test_a_node_ends_on_a_signal_after_its_master_went_away(graph, case, master_fate, sig):
+def test_a_node_ends_on_a_signal_after_its_master_went_away(request, graph, case, master_fate, sig):
     master, start = graph
     device, node_args, ready_line = CASES[case]
     tmp = os.path.dirname(master.log_path)
+    if case == 'inference':   # the trained checkpoint of this test process (tests/conftest.py), linked here
+        os.symlink(request.getfixturevalue('checkpoint'), os.path.join(tmp, 'checkpoint'))
     ports = (free_port(), free_port())
     if device is not None:
         start(device(tmp, ports), 'device')
