@@ -19,6 +19,7 @@ rospy talks to the master without a timeout where a node would not expect it (do
 
 A master that is gone from a live host refuses connections at once; none of this waits then.
 """
+import functools
 import socket
 import xmlrpc.client
 
@@ -31,8 +32,10 @@ from plas_ros.config import lookup
 ROSOUT_TOPICS_PARAM = '/rosout_disable_topics_generation'
 
 
+@functools.lru_cache(maxsize=None)
 def master_timeout():
-    """Seconds one master call may take (config/run.yaml master.timeout)."""
+    """Seconds one master call may take (config/run.yaml master.timeout; read once, the file is not reread
+    at every call of a polling loop)."""
     return float(lookup('run.yaml', 'master.timeout'))
 
 
