@@ -14,6 +14,7 @@ from plas_ros.hardware.arm import ArmError, SafetyBox, WrenchMedianFilter, pitch
 from plas_ros.hardware.device_health import arm_report
 from plas_ros.hardware.diagnostics import Monitor
 from plas_ros.nodes.drivers import Diagnostics, diagnostics_params, require_diagnostic_updater
+from plas_ros.nodes.lifecycle import init_node
 from plas_ros.nodes.params import node_params, run_at
 from plas_ros.srv import TipMove, TipMoveResponse
 
@@ -163,7 +164,7 @@ class ArmNode:
 
 def main():
     require_diagnostic_updater('arm_driver')
-    rospy.init_node('arm_driver')
+    init_node('arm_driver')
     p = node_params('robot.yaml', 'arm', namespace=True, extra={'diagnostics': section('robot.yaml', 'diagnostics')})
     monitor = Monitor(diagnostics_params(p))
     monitor.expect('readings', p['rate'])

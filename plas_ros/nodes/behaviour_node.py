@@ -11,6 +11,7 @@ from plas_ros.collect.policies import load_collect_config, make_policy
 from plas_ros.config import caller_path, job_seed
 from plas_ros.env import layout
 from plas_ros.msg import Action, Behaviour, Observation, Transition
+from plas_ros.nodes.lifecycle import init_node
 from plas_ros.nodes.messages import step_from_transition
 from plas_ros.nodes.params import node_params
 
@@ -75,6 +76,6 @@ class BehaviourNode:
 
 
 def main():
-    rospy.init_node('behaviour_policy')
+    init_node('behaviour_policy')
     BehaviourNode()
     rospy.spin()

@@ -14,6 +14,7 @@ from plas_ros.hardware.dsa.client import DsaClient
 from plas_ros.hardware.dsa.protocol import COLS, ROWS
 from plas_ros.msg import TactileFrame
 from plas_ros.nodes.drivers import Diagnostics, TactileImages, diagnostics_params, require_diagnostic_updater
+from plas_ros.nodes.lifecycle import init_node
 from plas_ros.nodes.params import node_params, ros_log
 
 _ERROR_COUNTERS = ('crc_errors', 'truncated', 'bad_frames', 'link_losses')
@@ -76,7 +77,7 @@ class DsaNode:
 
 def main():
     require_diagnostic_updater('dsa_driver')
-    rospy.init_node('dsa_driver')
+    init_node('dsa_driver')
     # config/robot.yaml dsa; the matrix the controller must report is the finger's (robot.yaml finger), the
     # diagnostics thresholds robot.yaml's diagnostics.
     p = node_params('robot.yaml', 'dsa', namespace=True, extra={'rows': ROWS, 'cols': COLS,

@@ -39,8 +39,9 @@ from plas_ros.env.task import (
 )
 from plas_ros.msg import Action, GripperState, Observation, TactileFrame, Transition
 from plas_ros.nodes.drivers import Diagnostics, diagnostics_params, require_diagnostic_updater
+from plas_ros.nodes.lifecycle import init_node
 from plas_ros.nodes.messages import reading_from_messages, transition_msg
-from plas_ros.nodes.params import ServiceCaller, advertised, node_params, ros_log
+from plas_ros.nodes.params import ServiceCaller, node_params, ros_log, unadvertised
 from plas_ros.srv import GripperCommand, TipMove
 
 # The tactile frames come from the DSACON32 serial driver or from a finger of the WSG driver (the authors' rig).
@@ -212,8 +213,9 @@ class EnvNode:
         pub = self.transport.transition_pub
         self._wait_for('the recorder', lambda: ['%d /cloth/transition subscriber(s)' % self.min_subscribers]
                        if pub.get_num_connections() < self.min_subscribers else [])
-        self._wait_for('the drivers', lambda: [s for s in DRIVER_SERVICES if not advertised(s)]
-                       + self.sensors.never_heard())
+        self._wait_for('the drivers', lambda: unadvertised(DRIVER_SERVICES) + self.sensors.never_heard())
+        if rospy.is_shutdown():  # stopped while waiting: the drivers' parameters may be out of reach
+            return
         expect_rates(self.monitor, driver_rates(self.tactile_source))  # the drivers' rate parameters are set now
         self.session.run()
         rospy.loginfo('cloth_env: %d episode(s) done; idle', self.session.finished)
@@ -222,7 +224,7 @@ class EnvNode:
 
 def main():
     require_diagnostic_updater('cloth_env')
-    rospy.init_node('cloth_env')
+    init_node('cloth_env')
     EnvNode().spin()
 
 

@@ -14,6 +14,7 @@ from plas_ros import deploy
 from plas_ros.config import caller_path
 from plas_ros.data.episodes import EpisodeReturns
 from plas_ros.msg import Action, Observation, Transition
+from plas_ros.nodes.lifecycle import init_node
 from plas_ros.nodes.params import node_params
 
 ACTIVE = 'active'
@@ -154,7 +155,7 @@ def _bound_param(name, value):
 
 
 def main():
-    rospy.init_node('inference')
+    init_node('inference')
     try:
         config, checkpoint, enabled, bounds, episodes, ranges = read_params()
         core = deploy.build_core(checkpoint, config, enabled, bounds, ranges)

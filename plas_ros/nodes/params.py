@@ -2,11 +2,12 @@
 routing the core's log records to rosout."""
 import logging
 import re
+import xmlrpc.client
 
-import rosgraph
 import rospy
 
 from plas_ros.config import ConfigError, config_path, overlay, section
+from plas_ros.nodes.lifecycle import master_proxy
 
 
 def node_params(config, key, namespace=False, extra=None, required=()):
@@ -111,9 +112,17 @@ class ServiceCaller:
 
 
 def advertised(service):
-    """Whether the master knows `service` (a node still starting has not advertised it yet)."""
+    """Whether the master knows `service` (a node still starting has not advertised it yet). False too when the
+    master does not answer within `master.timeout` (config/run.yaml): a frozen master must not hold the
+    caller's loop, which checks rospy.is_shutdown() between calls (doc/bounds.md, *Waits*)."""
     try:
-        rosgraph.Master(rospy.get_name()).lookupService(service)
-        return True
-    except rosgraph.MasterException:  # not registered (or the master could not say)
+        code, _, _ = master_proxy().lookupService(rospy.get_name(), service)
+    except (OSError, xmlrpc.client.Error):  # unreachable or silent (socket.timeout is an OSError)
         return False
+    return code == 1
+
+
+def unadvertised(services):
+    """Those of `services` the master does not know (advertised()); once ROS shuts down the rest is not asked
+    about and counts as missing, so a caller's loop sees the shutdown after one bounded call at most."""
+    return [service for service in services if rospy.is_shutdown() or not advertised(service)]

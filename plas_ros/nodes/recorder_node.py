@@ -12,6 +12,7 @@ from plas_ros.data.episodes import ERROR
 from plas_ros.data.writer import BackgroundCommitter, EpisodeWriter, OutputError, ReplayWriter
 from plas_ros.env import layout
 from plas_ros.msg import Behaviour, Transition
+from plas_ros.nodes.lifecycle import init_node
 from plas_ros.nodes.messages import step_from_transition
 from plas_ros.nodes.params import node_params, ros_log
 
@@ -109,7 +110,7 @@ class RecorderNode:
 
 
 def main():
-    rospy.init_node('recorder')
+    init_node('recorder')
     params = node_params('collect.yaml', 'recorder')
     if not params['output']:
         rospy.logfatal('recorder: ~output (the HDF5 file to write) is required')

@@ -8,11 +8,13 @@ TCPROS servers bind where ROS_IP says (127.0.0.1 under env.sh), where the C++ ro
 import rospy
 from rosgraph_msgs.msg import Log
 
+from plas_ros.nodes.lifecycle import init_node
+
 AGGREGATE_QUEUE = 100
 
 
 def main():
-    rospy.init_node('rosout', disable_rosout=True)
+    init_node('rosout', disable_rosout=True)
     aggregate = rospy.Publisher('/rosout_agg', Log, queue_size=AGGREGATE_QUEUE)
     rospy.Subscriber('/rosout', Log, aggregate.publish, queue_size=AGGREGATE_QUEUE)
     rospy.spin()

@@ -12,6 +12,7 @@ import rospy
 
 from plas_ros.algos.config import ALGOS, defaults, fields_of
 from plas_ros.config import ConfigError, caller_path, config_path, job_seed, overlay, package_file, section
+from plas_ros.nodes.lifecycle import init_node
 from plas_ros.nodes.params import node_params
 
 SIM_EVAL_ENV = 'plas_ros.sim.gym_env:make_env'
@@ -79,7 +80,7 @@ def settings(params):
 
 
 def main():
-    rospy.init_node('train_offline')
+    init_node('train_offline')
     params = node_params(CONFIG_FILE, 'node')
     from plas_ros import train  # torch is heavy: import after the node is up so roslaunch sees it start
     try:

@@ -19,6 +19,7 @@ from plas_ros.hardware.wsg.frames import finger_frame, finger_offset, joint_stat
 from plas_ros.hardware.wsg.protocol import TACTILE_COLS, TACTILE_ROWS
 from plas_ros.msg import GripperState, TactileFrame
 from plas_ros.nodes.drivers import Diagnostics, TactileImages, diagnostics_params, require_diagnostic_updater
+from plas_ros.nodes.lifecycle import init_node
 from plas_ros.nodes.params import node_params, ros_log, run_at
 from plas_ros.srv import GripperCommand, GripperCommandResponse
 
@@ -143,7 +144,7 @@ def monitors_for(p, fingers):
 
 def main():
     require_diagnostic_updater('wsg_driver')
-    rospy.init_node('wsg_driver')
+    init_node('wsg_driver')
     # config/robot.yaml wsg; a command's default speed is the env's width-command speed, the fingers' parent
     # frame the arm's tip frame, the diagnostics thresholds robot.yaml's diagnostics (one owner each).
     p = node_params('robot.yaml', 'wsg', namespace=True,

@@ -123,9 +123,9 @@ class ManagedProcess:
         return self.proc.returncode
 
 
-def start_master(port, log_dir, timeout=15.0):
-    """`rosmaster --core` on `port`, once it accepts connections (ROS_IP etc. are the caller's environment)."""
-    master = ManagedProcess(['rosmaster', '--core', '-p', str(port)], log_dir, 'rosmaster')
+def start_master(port, log_dir, timeout=15.0, env=None):
+    """`rosmaster --core` on `port`, once it accepts connections (ROS_IP etc.: `env`, else the caller's)."""
+    master = ManagedProcess(['rosmaster', '--core', '-p', str(port)], log_dir, 'rosmaster', env=env)
 
     def master_up():
         with socket.socket() as s:
