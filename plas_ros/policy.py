@@ -26,7 +26,7 @@ import torch
 import yaml
 from torch import nn
 
-from plas_ros.algos.checkpoint import CONFIG_FILE, FORMAT, MODEL_FILE
+from plas_ros.algos.checkpoint import CONFIG_FILE, FORMAT, MODEL_FILE, atomic_write
 from plas_ros.algos.config import ALGOS, config_from_dict, fields_of
 from plas_ros.algos.registry import build_algorithm
 from plas_ros.normaliser import KEY as NORMALISER_KEY
@@ -229,9 +229,8 @@ def export_torchscript(directory, out_path):
             if key in policy.config}
     meta.update(format=SCRIPT_FORMAT, version=SCRIPT_VERSION, source=os.path.abspath(str(directory)),
                 obs_normaliser=bool(policy.config.get(NORMALISER_KEY, False)))
-    tmp = '%s.tmp-%d' % (out_path, os.getpid())
-    torch.jit.save(traced, tmp, _extra_files={SCRIPT_META: yaml.safe_dump(meta, sort_keys=False)})
-    os.replace(tmp, out_path)
+    atomic_write(out_path, lambda f: torch.jit.save(traced, f, _extra_files={
+        SCRIPT_META: yaml.safe_dump(meta, sort_keys=False)}), binary=True)
     return out_path
 
 

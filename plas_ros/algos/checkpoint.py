@@ -8,11 +8,14 @@ Version 2: `train` holds the algorithm's own fields; version 1 held every algori
 The tensors are saved on the CPU whatever device trained them, so a checkpoint loads on any machine. The full
 training state (optimisers, generators, ...) for resuming is a separate file: plas_ros.algos.train_state.
 """
+import io
 import os
 
 import numpy as np
 import torch
 import yaml
+
+from plas_ros.data.durable import write_bytes_atomically
 
 FORMAT = 'plas_ros-policy'
 VERSION = 2
@@ -51,19 +54,13 @@ def save_checkpoint(directory, algorithm, seed_index=0, datasets=(), progress=No
 
 
 def atomic_write(path, write, binary=False):
-    """`write(file)` into PATH.tmp, flushed to disk, then renamed over PATH: a reader (or a run killed at any
-    moment) sees the old file or the new one, never a part of one."""
-    temporary = path + '.tmp'
-    with open(temporary, 'wb' if binary else 'w') as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
-    directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a power cut
-    finally:
-        os.close(directory)
+    """`write(file)` into memory, then the whole file replaced atomically by the data layer's writer
+    (plas_ros.data.durable: temporary, fsync, rename, fsync of the folder): a reader (or a run killed at any
+    moment) sees the old file or the new one, never a part of one, and a failed write leaves no temporary."""
+    buffer = io.BytesIO() if binary else io.StringIO()
+    write(buffer)
+    data = buffer.getvalue()
+    write_bytes_atomically(path, data if binary else data.encode('utf-8'))
 
 
 def _plain(value):

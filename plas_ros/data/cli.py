@@ -5,6 +5,7 @@ accepts is a file the trainer accepts. Exit status: 0 fine, 1 a bad file or outp
 file, the key and the problem), 2 bad usage.
 """
 import argparse
+import io
 import json
 import os
 import sys
@@ -14,6 +15,7 @@ import numpy as np
 
 from plas_ros.config import section
 from plas_ros.data import schema
+from plas_ros.data.durable import write_bytes_atomically
 from plas_ros.data.episodes import ERROR, OPEN, TERMINAL, TIMEOUT, episode_slices
 from plas_ros.data.loader import load_datasets, read_file
 from plas_ros.data.plot import plot_episode
@@ -241,13 +243,9 @@ def d3rlpy_buffer_arrays(arrays, slices):
 
 
 def _save_npz_atomically(out, data):
-    tmp = '%s.tmp-%d.npz' % (out, os.getpid())
-    try:
-        np.savez(tmp, **data)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    buffer = io.BytesIO()
+    np.savez(buffer, **data)
+    write_bytes_atomically(out, buffer.getbuffer())
 
 
 def _layout_segments(attrs, obs_dim):
