@@ -6,14 +6,12 @@ feature must not divide by zero), trains and evaluates on normalised observation
 checkpoint: plain tensors under `obs_normaliser` in model.pt (still loadable with weights_only=True) and the flag
 `obs_normaliser: true` in config.yaml. plas_ros.policy.load_policy applies them: raw observations in, actions out.
 """
-import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import yaml
 
-from plas_ros.algos.checkpoint import CONFIG_FILE, MODEL_FILE, NORMALISER_KEY
+from plas_ros.algos.checkpoint import NORMALISER_KEY
 from plas_ros.config import load_section
 
 KEY = NORMALISER_KEY     # in model.pt (the tensors) and config.yaml (the flag)
@@ -112,20 +110,15 @@ def prepare(enabled, dataset, evaluator=None):
     return (None if evaluator is None else NormalisedEvaluator(evaluator, normaliser)), normaliser
 
 
-def check_same(normaliser, vae_from, seeds):
+def check_same(normaliser, folder, config, model):
     """A CVAE reused with --vae-from must have seen the observations this run trains on: the same normaliser
-    (or none on both sides)."""
-    single = os.path.isfile(os.path.join(vae_from, CONFIG_FILE))
-    folders = [vae_from] if single else [os.path.join(vae_from, 'seed_%d' % s) for s in seeds]
-    for folder in folders:
-        with open(os.path.join(folder, CONFIG_FILE)) as f:
-            theirs = bool((yaml.safe_load(f) or {}).get(KEY))
-        same = theirs == (normaliser is not None)
-        if same and theirs:
-            stored = ObsNormaliser.from_model(torch.load(os.path.join(folder, MODEL_FILE), map_location='cpu',
-                                                         weights_only=True), normaliser.size, folder)
-            same = np.array_equal(stored.mean, normaliser.mean) and np.array_equal(stored.std, normaliser.std)
-        if not same:
-            raise ValueError('--vae-from %s: its CVAE saw %s observations, this run trains on %s ones'
-                             % (folder, 'normalised' if theirs else 'raw', 'normalised' if normaliser else 'raw')
-                             + (' (with other mean/std)' if theirs and normaliser is not None else ''))
+    (or none on both sides). `config` and `model` are the checkpoint `folder`'s config.yaml and model.pt."""
+    theirs = bool(config.get(KEY))
+    same = theirs == (normaliser is not None)
+    if same and theirs:
+        stored = ObsNormaliser.from_model(model, normaliser.size, folder)
+        same = np.array_equal(stored.mean, normaliser.mean) and np.array_equal(stored.std, normaliser.std)
+    if not same:
+        raise ValueError('--vae-from %s: its CVAE saw %s observations, this run trains on %s ones'
+                         % (folder, 'normalised' if theirs else 'raw', 'normalised' if normaliser else 'raw')
+                         + (' (with other mean/std)' if theirs and normaliser is not None else ''))

@@ -118,9 +118,10 @@ def output_dir(args) -> str:
     return out
 
 
-def cvae_from(directory, cfg, dataset, seeds):
+def cvae_from(directory, cfg, dataset, seeds, obs_normaliser=None):
     """(the stacked CVAE state for `seeds`, its record for run.json) from the checkpoint DIR (one CVAE for
-    every seed) or the multi-seed run DIR (DIR/seed_<n> for seed n)."""
+    every seed) or the multi-seed run DIR (DIR/seed_<n> for seed n); each must have seen observations
+    normalised as this run's (`obs_normaliser`, None: raw)."""
     if cfg.algo not in CVAE_ALGOS:
         raise ValueError('--vae-from: %s trains no separate CVAE (only %s take one)'
                          % (cfg.algo, ', '.join(CVAE_ALGOS)))
@@ -130,7 +131,9 @@ def cvae_from(directory, cfg, dataset, seeds):
     for folder in folders:
         config = read_checkpoint_config(folder)
         check_cvae_fits(folder, config, cfg, dataset)
-        modules = read_model(folder)['modules']
+        model = read_model(folder)
+        normaliser.check_same(obs_normaliser, folder, config, model)
+        modules = model['modules']
         if 'cvae' not in modules:
             raise ValueError('--vae-from %s: its weights hold no CVAE' % folder)
         states.append(modules['cvae'])
@@ -169,17 +172,16 @@ def prepare(args, seeds, out):
     resume = load_state(out) if args.resume else None
     if resume is not None and args.vae_from:
         raise ValueError('--vae-from with --resume: the training state already holds the CVAE')
-    cvae_state, vae_from = cvae_from(args.vae_from, cfg, dataset, seeds) if args.vae_from else (None, None)
-    if resume is not None:
-        vae_from = resume.get('extra', {}).get('vae_from')
     evaluator = None
     if args.eval_env:
         # gamma scores the critic against the returns; behaviour cloning has neither critic nor gamma.
         evaluator = Evaluator(load_env_factory(args.eval_env), episodes=max(cfg.eval_episodes, 1),
                               gamma=getattr(cfg, 'gamma', None), seed=seeds[0])
     evaluator, obs_normaliser = normaliser.prepare(args.obs_normalise, dataset, evaluator)
-    if args.vae_from:
-        normaliser.check_same(obs_normaliser, args.vae_from, seeds)
+    cvae_state, vae_from = (cvae_from(args.vae_from, cfg, dataset, seeds, obs_normaliser) if args.vae_from
+                            else (None, None))
+    if resume is not None:
+        vae_from = resume.get('extra', {}).get('vae_from')
     out_dirs = seed_dirs(out, seeds, multi=args.seeds is not None)
     record = RunRecord(out, command={'argv': [sys.executable, '-m', 'plas_ros.train'] + list(args.argv),
                                      'cwd': os.getcwd()},
