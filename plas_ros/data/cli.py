@@ -249,10 +249,7 @@ def _save_npz_atomically(out, data):
 
 
 def _layout_segments(attrs, obs_dim):
-    try:
-        segments = [(str(name), int(a), int(b)) for name, a, b in json.loads(attrs.get(schema.ATTR_OBS_LAYOUT, ''))]
-    except (ValueError, TypeError):
-        return [('flat', 0, obs_dim)]
+    segments = schema.obs_layout_segments(attrs)
     return segments if segments and max(b for _, _, b in segments) == obs_dim else [('flat', 0, obs_dim)]
 
 

@@ -7,7 +7,6 @@ describes its own observation (its `obs_layout` attribute); a recorder file's ra
 newtons, counts, metres and degrees) are drawn where it recorded them, else the scaled observation.
 The trainer logs `tactile_strip` images of evaluation episodes to TensorBoard. Settings: config/data.yaml.
 """
-import json
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -32,15 +31,11 @@ def finger_shape() -> Tuple[int, int]:
 
 def layout_parts(attrs, obs_dim) -> Dict[str, slice]:
     """The observation slices of the cloth task's parts (PARTS) named by the file's `obs_layout` attribute."""
-    try:
-        segments = json.loads(attrs.get(schema.ATTR_OBS_LAYOUT, '') or '[]')
-    except ValueError:
-        segments = []
     parts = {}
-    for name, start, stop in segments:
+    for name, start, stop in schema.obs_layout_segments(attrs):
         for part in PARTS:
-            if str(name).startswith(part) and 0 <= int(start) < int(stop) <= obs_dim:
-                parts.setdefault(part, slice(int(start), int(stop)))
+            if name.startswith(part) and 0 <= start < stop <= obs_dim:
+                parts.setdefault(part, slice(start, stop))
     return parts
 
 

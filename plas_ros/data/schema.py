@@ -186,6 +186,16 @@ def obs_layout_json(segments):
     return json.dumps([list(item) for item in segments])
 
 
+def obs_layout_segments(attrs):
+    """The [(name, start, stop)] of a file's `obs_layout` attribute (obs_layout_json's inverse); [] when it is
+    absent or not such a list (validate_recorder_file reports that case)."""
+    try:
+        return [(str(name), int(start), int(stop))
+                for name, start, stop in json.loads(attrs.get(ATTR_OBS_LAYOUT, '') or '[]')]
+    except (ValueError, TypeError):
+        return []
+
+
 def validate_recorder_file(path, arrays, attrs):
     """The checks a recorder file (one with a schema_version attribute) passes beyond `check_arrays`.
 
