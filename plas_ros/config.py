@@ -81,20 +81,21 @@ def resolve(name_or_path: str) -> str:
 CALLER_FOLDER_ENV = 'PLAS_ROS_CWD'
 
 
-def caller_path(path: Optional[str]) -> Optional[str]:
+def caller_path(path: Optional[str], folder: Optional[str] = None) -> Optional[str]:
     """A path a user typed (a launch argument, a node parameter, an option), absolute: a relative one is taken
-    from the folder the command ran in ($PLAS_ROS_CWD when set, else the working folder). Empty stays empty."""
+    from the folder the command ran in (`folder` when given, else $PLAS_ROS_CWD when set, else the working
+    folder). Empty stays empty."""
     if not path or os.path.isabs(path):
         return path
-    return os.path.normpath(os.path.join(os.environ.get(CALLER_FOLDER_ENV) or os.getcwd(), path))
+    return os.path.normpath(os.path.join(folder or os.environ.get(CALLER_FOLDER_ENV) or os.getcwd(), path))
 
 
-def package_file(path: str) -> str:
+def package_file(path: str, folder: Optional[str] = None) -> str:
     """A file a node was given: the path as given (see caller_path) when it exists, else relative to the
     package's folder ('config/train_mujoco.yaml'), else as given."""
     if not path or os.path.isabs(path):
         return path
-    given = caller_path(path)
+    given = caller_path(path, folder)
     if os.path.exists(given):
         return given
     inside = os.path.join(os.path.dirname(config_dir()), path)

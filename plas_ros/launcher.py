@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence
 
-from plas_ros.config import config_dir, lookup
+from plas_ros.config import caller_path, config_dir, lookup, package_file
 from plas_ros.hardware.diagnostics import missing_ros_modules
 
 LAUNCH_FOLDER = 'launch'
@@ -120,13 +120,11 @@ def path_kinds() -> Dict[str, str]:
 
 
 def _absolute_input(name, path, cwd):
-    here = os.path.normpath(os.path.join(cwd, path))
-    if os.path.exists(here):
-        return here
-    inside = os.path.join(package_folder(), path)  # config:=config/train_mujoco.yaml from anywhere
-    if name == 'config' and os.path.exists(inside):
-        return inside
-    raise LaunchArgError('%s:=%s: no such file or folder (looked for %s)' % (name, path, here))
+    # config:=config/train_mujoco.yaml is found in the package from anywhere
+    found = package_file(path, cwd) if name == 'config' else caller_path(path, cwd)
+    if os.path.exists(found):
+        return found
+    raise LaunchArgError('%s:=%s: no such file or folder (looked for %s)' % (name, path, caller_path(path, cwd)))
 
 
 def resolve_paths(given: Mapping[str, str], cwd: str, kinds: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
@@ -139,7 +137,7 @@ def resolve_paths(given: Mapping[str, str], cwd: str, kinds: Optional[Mapping[st
         if kind is None or not value.strip():
             continue
         if kind == 'output':
-            out[name] = value if os.path.isabs(value) else os.path.normpath(os.path.join(cwd, value))
+            out[name] = caller_path(value, cwd)
             continue
         parts = value.split() if name == 'dataset' else [value]
         out[name] = ' '.join(_absolute_input(name, part, cwd) for part in parts)
